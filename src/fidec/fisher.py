@@ -1,0 +1,158 @@
+"""Fisher metric of the behaviour flow policy and the penalties built on it (METHOD.md sections 3-4).
+
+For each state s, with M base actions a_i ~ pi_b(.|s) and fresh noise x0_i,
+
+    g_i  = score of p_{t_eps} at x_i = (1 - t_eps) x0_i + t_eps a_i          (no gradient)
+    F(s) = (1/M) sum_i g_i g_i^T (symmetrised) + lambda I                     (damping lambda)
+    F_n  = F / (tr(F) / d + eps)                                              (trace normalisation)
+
+and the FD penalty is the quadratic delta^T F_n delta / d.  With F_n = I it is DeFlow's ||delta||^2 / d.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+
+from fidec.flows import SCORE_ESTIMATORS, ScoreEstimator, VelocityFn, score_at
+
+
+@dataclass(frozen=True)
+class FisherConfig:
+    """How the per-state Fisher metric is estimated.
+
+    Attributes:
+        estimator: "tweedie" ((t v - x) / (1 - t), exact for the optimal field; default) or
+            "velocity" (v / (1 - t), the official FD code's estimate).
+        t_eps: perturbed time at which the score is read (1 - eps).  0.98 ~ the fp32 optimum
+            eps* ~ delta^(1/4) (METHOD.md section 2); the official agent default is 0.95.
+        t_eps_max: if set, t is drawn per sample uniformly from [t_eps, t_eps_max]
+            (the official grid scripts use [0.85, 0.90]).
+        num_samples: M, base actions per state.
+        damping: lambda added to the diagonal.
+        normalize: divide by tr(F) / d so the mean eigenvalue is 1.
+        norm_eps: added to the trace before dividing.
+        source: "flow" (M Euler rollouts of the base policy, the paper's estimator) or "dataset"
+            (the dataset action of each state with M noise draws: no rollouts; opt-in, cheaper).
+    """
+
+    estimator: ScoreEstimator = "tweedie"
+    t_eps: float = 0.98
+    t_eps_max: float | None = None
+    num_samples: int = 4
+    damping: float = 1e-3
+    normalize: bool = True
+    norm_eps: float = 1e-6
+    source: str = "flow"
+
+    def __post_init__(self) -> None:
+        if self.estimator not in SCORE_ESTIMATORS:
+            raise ValueError(f"fisher.estimator must be one of {SCORE_ESTIMATORS}, got {self.estimator!r}")
+        if not 0.0 < self.t_eps < 1.0:
+            raise ValueError(f"fisher.t_eps must lie in (0, 1), got {self.t_eps}")
+        if self.t_eps_max is not None and not self.t_eps <= self.t_eps_max < 1.0:
+            raise ValueError(f"fisher.t_eps_max must lie in [t_eps, 1), got {self.t_eps_max}")
+        if self.num_samples < 1:
+            raise ValueError(f"fisher.num_samples must be >= 1, got {self.num_samples}")
+        if self.damping < 0:
+            raise ValueError(f"fisher.damping must be >= 0, got {self.damping}")
+        if self.source not in ("flow", "dataset"):
+            raise ValueError(f"fisher.source must be 'flow' or 'dataset', got {self.source!r}")
+
+
+def fisher_from_scores(
+    scores: jax.Array, damping: float = 1e-3, normalize: bool = True, norm_eps: float = 1e-6
+) -> jax.Array:
+    """F = sym((1/M) sum_i g_i g_i^T) + lambda I, then F / (tr F / d + eps) if ``normalize``.
+
+    ``scores`` is (..., M, d); returns (..., d, d) with a stop-gradient (F is a fixed metric).
+    """
+    scores = jax.lax.stop_gradient(scores)
+    d = scores.shape[-1]
+    outer = jnp.einsum("...mi,...mj->...ij", scores, scores) / scores.shape[-2]
+    metric = 0.5 * (outer + jnp.swapaxes(outer, -1, -2)) + damping * jnp.eye(d, dtype=scores.dtype)
+    if normalize:
+        mean_eig = jnp.trace(metric, axis1=-2, axis2=-1) / d
+        metric = metric / (mean_eig[..., None, None] + norm_eps)
+    return metric
+
+
+def perturbed_times(key: jax.Array, shape: tuple[int, ...], config: FisherConfig, dtype=jnp.float32) -> jax.Array:
+    """t_eps, fixed or ~ U[t_eps, t_eps_max] per sample; shape (..., 1)."""
+    if config.t_eps_max is None:
+        return jnp.full(shape + (1,), config.t_eps, dtype)
+    return jax.random.uniform(key, shape + (1,), dtype, config.t_eps, config.t_eps_max)
+
+
+def fisher_metric(
+    velocity_fn: VelocityFn, base_actions: jax.Array, key: jax.Array, config: FisherConfig = FisherConfig()
+) -> jax.Array:
+    """Per-state Fisher metric from M base actions.
+
+    ``base_actions`` is (B, M, d) and ``velocity_fn(x, t)`` takes x of shape (B, M, d) and
+    t of shape (B, M, 1) (the state broadcast over the M samples).  Returns F_n of shape (B, d, d),
+    held fixed (stop-gradient): no gradient reaches the flow through the metric.
+    """
+    base_actions = jax.lax.stop_gradient(base_actions)
+    noise_key, time_key = jax.random.split(key)
+    noise = jax.random.normal(noise_key, base_actions.shape, base_actions.dtype)
+    t = perturbed_times(time_key, base_actions.shape[:-1], config, base_actions.dtype)
+    scores = score_at(velocity_fn, base_actions, noise, t, config.estimator)
+    return fisher_from_scores(scores, config.damping, config.normalize, config.norm_eps)
+
+
+def quadratic_penalty(delta: jax.Array, metric: jax.Array | None = None) -> jax.Array:
+    """Per-sample FD penalty delta^T F delta / d; with ``metric=None`` (F = I) it is ||delta||^2 / d.
+
+    ``delta`` is (B, d), ``metric`` is (B, d, d).  Returns (B,).
+    """
+    d = delta.shape[-1]
+    if metric is None:
+        return jnp.sum(delta**2, axis=-1) / d
+    return jnp.einsum("...i,...ij,...j->...", delta, metric, delta) / d
+
+
+def isotropic_penalty(delta: jax.Array) -> jax.Array:
+    """DeFlow's L2 residual penalty ||delta||^2 / d (the quadratic penalty with F = I)."""
+    return quadratic_penalty(delta, None)
+
+
+def condition_number(metric: jax.Array) -> jax.Array:
+    """kappa(F) = lambda_max / lambda_min of a symmetric positive-definite (..., d, d) metric."""
+    eig = jnp.linalg.eigvalsh(metric)
+    return eig[..., -1] / eig[..., 0]
+
+
+def jacobian_trace_square(
+    delta_fn: Callable[[jax.Array], jax.Array],
+    actions: jax.Array,
+    key: jax.Array | None = None,
+    num_probes: int = 1,
+) -> jax.Array:
+    """tr((d delta / d a)^2) per sample: the term FD's quadratic omits when delta depends on a.
+
+    Full second-order KL (METHOD.md section 4):
+        KL(T#pi_b || pi_b) ~ 1/2 E[delta^T (-Hess log pi_b) delta] + 1/2 E[tr((d delta / d a)^2)].
+    ``delta_fn`` maps a single action (d,) to a displacement (d,); ``actions`` is (B, d).
+    With ``key=None`` the trace is exact (d Jacobian-vector products); otherwise Hutchinson's
+    estimator E_z[(J^T z) . (J z)] with Rademacher z, costing one JVP and one VJP per probe.
+    """
+    if key is None:
+        jac = jax.vmap(jax.jacfwd(delta_fn))(actions)
+        return jnp.einsum("bij,bji->b", jac, jac)
+
+    probes = jax.random.rademacher(key, (num_probes,) + actions.shape, dtype=actions.dtype)
+
+    def one(a, zs):
+        def per_probe(z):
+            out, jz = jax.jvp(delta_fn, (a,), (z,))
+            _, vjp = jax.vjp(delta_fn, a)
+            (jtz,) = vjp(z)
+            return jnp.dot(jtz, jz)
+
+        return jnp.mean(jax.vmap(per_probe)(zs))
+
+    return jax.vmap(one, in_axes=(0, 1))(actions, probes)

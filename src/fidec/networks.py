@@ -1,0 +1,157 @@
+"""Network modules shared by every agent (Flax linen).
+
+- :class:`MLP`: hidden layers with a configurable activation and optional LayerNorm.
+- :class:`VectorField`: the flow's velocity v_theta(s, x, t).
+- :class:`Residual`: FD's displacement delta_phi(s, a_hat).
+- :class:`OneStepPolicy`: FQL's mu(s, z).
+- :class:`CriticEnsemble`: E independent Q_i(s, a) (vmapped parameters), output (E, B).
+
+Time embedding: the raw scalar t in [0, 1] is concatenated to the inputs by default (as in FQL,
+which the official FD code builds on); ``"fourier"`` uses [t, sin(2 pi k t), cos(2 pi k t)] for
+k = 1..8, which helps small networks resolve the fast change of v near t = 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+ACTIVATIONS = {"gelu": nn.gelu, "relu": nn.relu, "silu": nn.silu, "tanh": jnp.tanh, "elu": nn.elu}
+TIME_EMBEDDINGS = ("raw", "fourier")
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Sizes and options of all networks (paper defaults: 4 x 512 GELU MLPs, LayerNorm in the critic).
+
+    Attributes:
+        actor_hidden: hidden widths of the flow, residual and one-step policy.
+        critic_hidden: hidden widths of each critic.
+        activation: one of ``ACTIVATIONS``.
+        actor_layer_norm / critic_layer_norm: LayerNorm after every hidden layer.
+        num_critics: size of the Q ensemble.
+        time_embedding: "raw" (t concatenated) or "fourier".
+        residual_init_scale: scale of the residual's last layer at init (small -> delta ~ 0 at start).
+    """
+
+    actor_hidden: tuple[int, ...] = (512, 512, 512, 512)
+    critic_hidden: tuple[int, ...] = (512, 512, 512, 512)
+    activation: str = "gelu"
+    actor_layer_norm: bool = False
+    critic_layer_norm: bool = True
+    num_critics: int = 2
+    time_embedding: str = "raw"
+    residual_init_scale: float = 1e-2
+
+    def __post_init__(self) -> None:
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"network.activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
+        if self.time_embedding not in TIME_EMBEDDINGS:
+            raise ValueError(f"network.time_embedding must be one of {TIME_EMBEDDINGS}, got {self.time_embedding!r}")
+        if self.num_critics < 1:
+            raise ValueError(f"network.num_critics must be >= 1, got {self.num_critics}")
+        if not self.actor_hidden or not self.critic_hidden or min(self.actor_hidden + self.critic_hidden) < 1:
+            raise ValueError("network hidden sizes must be non-empty tuples of positive ints")
+
+
+class MLP(nn.Module):
+    """x -> [Dense -> (LayerNorm) -> act] * len(hidden) -> Dense(out_dim)."""
+
+    hidden: Sequence[int]
+    out_dim: int
+    activation: str = "gelu"
+    layer_norm: bool = False
+    final_init_scale: float = 1.0
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        act = ACTIVATIONS[self.activation]
+        for width in self.hidden:
+            x = nn.Dense(width, kernel_init=nn.initializers.variance_scaling(1.0, "fan_avg", "uniform"))(x)
+            if self.layer_norm:
+                x = nn.LayerNorm()(x)
+            x = act(x)
+        init = nn.initializers.variance_scaling(self.final_init_scale**2, "fan_avg", "uniform")
+        return nn.Dense(self.out_dim, kernel_init=init)(x)
+
+
+def embed_time(t: jax.Array, kind: str) -> jax.Array:
+    """Time features: t itself ("raw"), or [t, sin(2 pi k t), cos(2 pi k t)]_{k=1..8} ("fourier")."""
+    if kind == "raw":
+        return t
+    freqs = 2.0 * jnp.pi * jnp.arange(1, 9, dtype=t.dtype)
+    return jnp.concatenate([t, jnp.sin(t * freqs), jnp.cos(t * freqs)], axis=-1)
+
+
+class VectorField(nn.Module):
+    """Flow velocity v_theta(s, x, t): MLP on [s, x, emb(t)] -> R^d."""
+
+    hidden: Sequence[int]
+    action_dim: int
+    activation: str = "gelu"
+    layer_norm: bool = False
+    time_embedding: str = "raw"
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, x: jax.Array, t: jax.Array) -> jax.Array:
+        obs = jnp.broadcast_to(obs, x.shape[:-1] + obs.shape[-1:])
+        t = jnp.broadcast_to(t, x.shape[:-1] + (1,))
+        h = jnp.concatenate([obs, x, embed_time(t, self.time_embedding)], axis=-1)
+        return MLP(self.hidden, self.action_dim, self.activation, self.layer_norm)(h)
+
+
+class Residual(nn.Module):
+    """FD's residual displacement delta_phi(s, a_hat): MLP on [s, a_hat] -> R^d (small at init)."""
+
+    hidden: Sequence[int]
+    action_dim: int
+    activation: str = "gelu"
+    layer_norm: bool = False
+    init_scale: float = 1e-2
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, base_action: jax.Array) -> jax.Array:
+        obs = jnp.broadcast_to(obs, base_action.shape[:-1] + obs.shape[-1:])
+        h = jnp.concatenate([obs, base_action], axis=-1)
+        return MLP(self.hidden, self.action_dim, self.activation, self.layer_norm, self.init_scale)(h)
+
+
+class OneStepPolicy(nn.Module):
+    """FQL's one-step policy mu(s, z): MLP on [s, z] -> R^d."""
+
+    hidden: Sequence[int]
+    action_dim: int
+    activation: str = "gelu"
+    layer_norm: bool = False
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, z: jax.Array) -> jax.Array:
+        obs = jnp.broadcast_to(obs, z.shape[:-1] + obs.shape[-1:])
+        return MLP(self.hidden, self.action_dim, self.activation, self.layer_norm)(jnp.concatenate([obs, z], -1))
+
+
+class CriticEnsemble(nn.Module):
+    """E independent critics Q_i(s, a) with separate parameters; returns shape (E, ...)."""
+
+    hidden: Sequence[int]
+    num_critics: int = 2
+    activation: str = "gelu"
+    layer_norm: bool = True
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, actions: jax.Array) -> jax.Array:
+        ensemble = nn.vmap(
+            MLP,
+            variable_axes={"params": 0},
+            split_rngs={"params": True},
+            in_axes=None,
+            out_axes=0,
+            axis_size=self.num_critics,
+        )
+        obs = jnp.broadcast_to(obs, actions.shape[:-1] + obs.shape[-1:])
+        q = ensemble(self.hidden, 1, self.activation, self.layer_norm)(jnp.concatenate([obs, actions], -1))
+        return q[..., 0]
