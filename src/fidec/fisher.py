@@ -80,7 +80,9 @@ def fisher_from_scores(
     return metric
 
 
-def perturbed_times(key: jax.Array, shape: tuple[int, ...], config: FisherConfig, dtype=jnp.float32) -> jax.Array:
+def perturbed_times(
+    key: jax.Array, shape: tuple[int, ...], config: FisherConfig, dtype=jnp.float32
+) -> jax.Array:
     """t_eps, fixed or ~ U[t_eps, t_eps_max] per sample; shape (..., 1)."""
     if config.t_eps_max is None:
         return jnp.full(shape + (1,), config.t_eps, dtype)
@@ -148,7 +150,7 @@ def jacobian_trace_square(
 
     def one(a, zs):
         def per_probe(z):
-            out, jz = jax.jvp(delta_fn, (a,), (z,))
+            _, jz = jax.jvp(delta_fn, (a,), (z,))
             _, vjp = jax.vjp(delta_fn, a)
             (jtz,) = vjp(z)
             return jnp.dot(jtz, jz)

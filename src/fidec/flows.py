@@ -27,7 +27,9 @@ def interpolate(x0: jax.Array, a: jax.Array, t: jax.Array) -> jax.Array:
     return (1.0 - t) * x0 + t * a
 
 
-def flow_matching_loss(velocity_fn: VelocityFn, actions: jax.Array, noise: jax.Array, times: jax.Array) -> jax.Array:
+def flow_matching_loss(
+    velocity_fn: VelocityFn, actions: jax.Array, noise: jax.Array, times: jax.Array
+) -> jax.Array:
     """Conditional flow-matching loss L_bc = E || v(x_t, t) - (a - x0) ||^2 / d.
 
     ``actions`` and ``noise`` are (B, d), ``times`` is (B, 1) with t ~ U(0, 1).  The squared error is
@@ -90,7 +92,9 @@ def divergence_exact(fn: Callable[[jax.Array], jax.Array], x: jax.Array) -> jax.
     return jnp.trace(jax.jacfwd(fn)(x))
 
 
-def divergence_hutchinson(fn: Callable[[jax.Array], jax.Array], x: jax.Array, key: jax.Array, num_probes: int = 1):
+def divergence_hutchinson(
+    fn: Callable[[jax.Array], jax.Array], x: jax.Array, key: jax.Array, num_probes: int = 1
+):
     """Unbiased estimate of div f(x) = E_z[z^T (d f / d x) z] with Rademacher probes z."""
     probes = jax.random.rademacher(key, (num_probes,) + x.shape, dtype=x.dtype)
     jvps = jax.vmap(lambda z: jax.jvp(fn, (x,), (z,))[1])(probes)
@@ -164,7 +168,7 @@ def gaussian_marginal(mu: jax.Array, cov: jax.Array, t: jax.Array) -> tuple[jax.
 def gaussian_velocity(mu: jax.Array, cov: jax.Array) -> VelocityFn:
     """Optimal (minimum-L_bc) velocity field for pi_b = N(mu, S):
 
-        v(x, t) = E[a - x0 | x_t = x] = mu + (t S - (1 - t) I) Sigma_t^{-1} (x - t mu).
+    v(x, t) = E[a - x0 | x_t = x] = mu + (t S - (1 - t) I) Sigma_t^{-1} (x - t mu).
     """
     d = mu.shape[-1]
     eye = jnp.eye(d, dtype=cov.dtype)

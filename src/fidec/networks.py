@@ -49,9 +49,13 @@ class NetworkConfig:
 
     def __post_init__(self) -> None:
         if self.activation not in ACTIVATIONS:
-            raise ValueError(f"network.activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
+            raise ValueError(
+                f"network.activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}"
+            )
         if self.time_embedding not in TIME_EMBEDDINGS:
-            raise ValueError(f"network.time_embedding must be one of {TIME_EMBEDDINGS}, got {self.time_embedding!r}")
+            raise ValueError(
+                f"network.time_embedding must be one of {TIME_EMBEDDINGS}, got {self.time_embedding!r}"
+            )
         if self.num_critics < 1:
             raise ValueError(f"network.num_critics must be >= 1, got {self.num_critics}")
         if not self.actor_hidden or not self.critic_hidden or min(self.actor_hidden + self.critic_hidden) < 1:
@@ -131,7 +135,9 @@ class OneStepPolicy(nn.Module):
     @nn.compact
     def __call__(self, obs: jax.Array, z: jax.Array) -> jax.Array:
         obs = jnp.broadcast_to(obs, z.shape[:-1] + obs.shape[-1:])
-        return MLP(self.hidden, self.action_dim, self.activation, self.layer_norm)(jnp.concatenate([obs, z], -1))
+        return MLP(self.hidden, self.action_dim, self.activation, self.layer_norm)(
+            jnp.concatenate([obs, z], -1)
+        )
 
 
 class CriticEnsemble(nn.Module):

@@ -117,8 +117,12 @@ def fisher_check(steps: int = 3000, seed: int = 0, t_eps: float = 0.98) -> dict:
     results = {"mu": mu, "cov": cov, "sample_mean": samples.mean(0), "sample_cov": np.cov(samples.T)}
     for estimator in ("tweedie", "velocity"):
         config = FisherConfig(estimator=estimator, t_eps=t_eps, damping=0.0)
-        results[f"fisher_{estimator}"] = np.asarray(estimate_fisher(fit, jax.random.PRNGKey(seed + 2), 8192, config))
-    results["fisher_analytic_t"] = np.asarray(normalized(gaussian_fisher(jnp.asarray(mu), jnp.asarray(cov), t_eps)))
+        results[f"fisher_{estimator}"] = np.asarray(
+            estimate_fisher(fit, jax.random.PRNGKey(seed + 2), 8192, config)
+        )
+    results["fisher_analytic_t"] = np.asarray(
+        normalized(gaussian_fisher(jnp.asarray(mu), jnp.asarray(cov), t_eps))
+    )
     results["fisher_analytic_behaviour"] = np.asarray(normalized(jnp.linalg.inv(jnp.asarray(cov))))
     results["final_loss"] = float(fit.losses[-200:].mean())
     return results

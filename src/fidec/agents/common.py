@@ -1,0 +1,219 @@
+"""Parts shared by every agent: the functional state, the networks, the critic, the optimiser.
+
+The agent state is an immutable pytree, so ``jax.jit``, ``jax.vmap`` over seeds and checkpointing
+need nothing special.  Every agent has one optimiser over its whole parameter tree: the losses of
+the different networks are summed and differentiated once, and stop-gradients keep each loss on
+its own parameters (tested).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import optax
+
+from fidec.agents.config import AgentConfig
+from fidec.flows import euler_sample
+from fidec.networks import CriticEnsemble, OneStepPolicy, Residual, VectorField
+
+Batch = dict[str, jax.Array]
+Metrics = dict[str, jax.Array]
+BATCH_KEYS = ("observations", "actions", "rewards", "masks", "next_observations")
+
+
+class AgentState(flax.struct.PyTreeNode):
+    """Everything that changes during training.
+
+    params: {"flow", "critic", "residual" | "onestep", "log_alpha"} (only those the agent uses).
+    target_params: {"critic"} (Polyak-averaged copy).
+    opt_state: optax state of the single optimiser over ``params``.
+    rng: PRNG key for the update's noise.
+    step: number of updates taken.
+    """
+
+    params: dict
+    target_params: dict
+    opt_state: Any
+    rng: jax.Array
+    step: jax.Array
+
+
+@dataclass(frozen=True)
+class Networks:
+    """The Flax modules of an agent (static: no parameters inside)."""
+
+    flow: VectorField
+    critic: CriticEnsemble
+    residual: Residual
+    onestep: OneStepPolicy
+
+
+def build_networks(config: AgentConfig, action_dim: int) -> Networks:
+    net = config.network
+    actor = dict(
+        hidden=net.actor_hidden,
+        action_dim=action_dim,
+        activation=net.activation,
+        layer_norm=net.actor_layer_norm,
+    )
+    return Networks(
+        flow=VectorField(**actor, time_embedding=net.time_embedding),
+        critic=CriticEnsemble(net.critic_hidden, net.num_critics, net.activation, net.critic_layer_norm),
+        residual=Residual(**actor, init_scale=net.residual_init_scale),
+        onestep=OneStepPolicy(**actor),
+    )
+
+
+def init_params(
+    networks: Networks, key: jax.Array, obs_dim: int, action_dim: int, parts: tuple[str, ...]
+) -> dict:
+    """Initialise the parameters of the named networks (plus ``log_alpha`` when listed)."""
+    obs = jnp.zeros((1, obs_dim), jnp.float32)
+    act = jnp.zeros((1, action_dim), jnp.float32)
+    t = jnp.zeros((1, 1), jnp.float32)
+    keys = dict(zip(("flow", "critic", "residual", "onestep"), jax.random.split(key, 4), strict=True))
+    params = {}
+    if "flow" in parts:
+        params["flow"] = networks.flow.init(keys["flow"], obs, act, t)
+    if "critic" in parts:
+        params["critic"] = networks.critic.init(keys["critic"], obs, act)
+    if "residual" in parts:
+        params["residual"] = networks.residual.init(keys["residual"], obs, act)
+    if "onestep" in parts:
+        params["onestep"] = networks.onestep.init(keys["onestep"], obs, act)
+    return params
+
+
+def make_optimizer(config: AgentConfig) -> optax.GradientTransformation:
+    """Adam(lr) on the networks, Adam(alpha_lr) on log_alpha."""
+
+    def labels(params):
+        return {
+            k: jax.tree.map(lambda _, k=k: "alpha" if k == "log_alpha" else "net", v)
+            for k, v in params.items()
+        }
+
+    return optax.multi_transform({"net": optax.adam(config.lr), "alpha": optax.adam(config.alpha_lr)}, labels)
+
+
+def new_state(config: AgentConfig, params: dict, key: jax.Array) -> AgentState:
+    target = {"critic": params["critic"]} if "critic" in params else {}
+    opt_state = make_optimizer(config).init(params)
+    return AgentState(
+        params=params, target_params=target, opt_state=opt_state, rng=key, step=jnp.zeros((), jnp.int32)
+    )
+
+
+def apply_gradients(config: AgentConfig, state: AgentState, grads: dict, rng: jax.Array) -> AgentState:
+    """One optimiser step, then the Polyak update of the target critic:  theta' <- tau theta + (1 - tau) theta'."""
+    updates, opt_state = make_optimizer(config).update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    target = state.target_params
+    if "critic" in params:
+        target = {"critic": polyak(params["critic"], state.target_params["critic"], config.tau)}
+    return state.replace(
+        params=params, target_params=target, opt_state=opt_state, rng=rng, step=state.step + 1
+    )
+
+
+def polyak(online, target, tau: float):
+    """theta' <- tau theta + (1 - tau) theta'."""
+    return jax.tree.map(lambda o, t: tau * o + (1.0 - tau) * t, online, target)
+
+
+def velocity_fn(networks: Networks, flow_params, observations: jax.Array) -> Callable:
+    """v(x, t) of the flow for the given states (broadcast over any sample axes of x)."""
+    return lambda x, t: networks.flow.apply(flow_params, observations, x, t)
+
+
+def sample_base_actions(
+    networks: Networks, flow_params, observations: jax.Array, noise: jax.Array, steps: int
+):
+    """a_hat = Euler rollout of the flow from ``noise`` (no gradient: the flow is trained by L_bc only)."""
+    flow_params = jax.lax.stop_gradient(flow_params)
+    return euler_sample(velocity_fn(networks, flow_params, observations), noise, steps)
+
+
+def aggregate_q(qs: jax.Array, how: str) -> jax.Array:
+    """Q_agg over the ensemble axis 0: mean (default) or min."""
+    return qs.min(axis=0) if how == "min" else qs.mean(axis=0)
+
+
+def critic_loss(
+    networks: Networks,
+    config: AgentConfig,
+    critic_params,
+    target_critic_params,
+    batch: Batch,
+    next_actions: jax.Array,
+) -> tuple[jax.Array, Metrics]:
+    """L_Q = E[(Q_i(s, a) - y)^2],  y = r + gamma * mask * Q_agg'(s', a'),  a' from the current actor.
+
+    ``mask`` = 1 - done (0 at true terminations, 1 at time-outs); y carries no gradient.
+    """
+    next_q = aggregate_q(
+        networks.critic.apply(target_critic_params, batch["next_observations"], next_actions), config.q_agg
+    )
+    target = jax.lax.stop_gradient(batch["rewards"] + config.discount * batch["masks"] * next_q)
+    q = networks.critic.apply(critic_params, batch["observations"], batch["actions"])
+    loss = jnp.mean((q - target) ** 2)
+    return loss, {
+        "critic_loss": loss,
+        "q_mean": q.mean(),
+        "q_max": q.max(),
+        "q_min": q.min(),
+        "target_q_mean": target.mean(),
+    }
+
+
+def q_objective(
+    networks: Networks, config: AgentConfig, critic_params, observations: jax.Array, actions: jax.Array
+):
+    """Actor's Q term: -E[Q(s, a)] (ensemble mean), divided by stop_gradient(E|Q|) if normalize_q_loss.
+
+    The critic parameters are held fixed (stop-gradient): the actor loss trains only the actor.
+    """
+    qs = networks.critic.apply(jax.lax.stop_gradient(critic_params), observations, actions)
+    q = qs.mean(axis=0)
+    loss = -q.mean()
+    if config.normalize_q_loss:
+        loss = loss / jax.lax.stop_gradient(jnp.abs(q).mean() + 1e-6)
+    return loss, q
+
+
+def q_values(networks: Networks, critic_params, observations: jax.Array, actions: jax.Array) -> jax.Array:
+    """Ensemble-mean Q(s, a), used to rank candidate actions."""
+    return networks.critic.apply(critic_params, observations, actions).mean(axis=0)
+
+
+def grad_norms(grads: dict) -> Metrics:
+    """Global gradient norm of each parameter group."""
+    return {f"grad_norm/{k}": optax.global_norm(v) for k, v in grads.items()}
+
+
+def check_batch(batch: Batch, obs_dim: int | None = None, action_dim: int | None = None) -> None:
+    """Fail early, with the expected layout, on a malformed batch (runs at trace time only)."""
+    missing = [k for k in BATCH_KEYS if k not in batch]
+    if missing:
+        raise KeyError(f"batch is missing keys {missing}; an update needs {list(BATCH_KEYS)}")
+    b = batch["observations"].shape[0]
+    for k in BATCH_KEYS:
+        if batch[k].shape[0] != b:
+            raise ValueError(
+                f"batch[{k!r}] has leading size {batch[k].shape[0]}, expected {b} (the batch size)"
+            )
+    if batch["rewards"].ndim != 1 or batch["masks"].ndim != 1:
+        raise ValueError("batch['rewards'] and batch['masks'] must have shape (B,)")
+    if action_dim is not None and batch["actions"].shape[-1] != action_dim:
+        raise ValueError(
+            f"batch['actions'] has {batch['actions'].shape[-1]} dims, the agent was built for {action_dim}"
+        )
+    if obs_dim is not None and batch["observations"].shape[-1] != obs_dim:
+        raise ValueError(
+            f"batch['observations'] has {batch['observations'].shape[-1]} dims, the agent was built for {obs_dim}"
+        )

@@ -1,0 +1,115 @@
+"""Flow Q-learning (FQL): a one-step policy distilled from the BC flow and pushed up the critic.
+
+    L_actor = L_bc(theta) + alpha * E || mu_w(s, z) - flow_theta(s, z) ||^2 / d - E[ Q(s, clip(mu_w(s, z))) ]
+
+with z ~ N(0, I), flow(s, z) the K-step Euler rollout from z (no gradient), and -Q optionally divided
+by stop_gradient(E|Q|).  The critic's target action is a' = clip(mu_w(s', z')) from the current
+one-step policy.  One Euler rollout per update (the distillation target).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from fidec.agents import common
+from fidec.agents.common import AgentState, Batch, Networks
+from fidec.agents.config import AgentConfig
+from fidec.flows import flow_matching_loss
+
+PARTS = ("flow", "critic", "onestep")
+MODES = ("onestep", "best_of_n")
+
+
+def init(
+    config: AgentConfig, key: jax.Array, obs_dim: int, action_dim: int, networks: Networks
+) -> AgentState:
+    init_key, state_key = jax.random.split(key)
+    return common.new_state(
+        config, common.init_params(networks, init_key, obs_dim, action_dim, PARTS), state_key
+    )
+
+
+def loss_fn(params, config: AgentConfig, networks: Networks, state: AgentState, batch: Batch, aux: dict):
+    """critic loss + L_bc + alpha * distillation - Q (each term reaches only its own parameters)."""
+    obs = batch["observations"]
+    c_loss, c_info = common.critic_loss(
+        networks, config, params["critic"], state.target_params["critic"], batch, aux["next_actions"]
+    )
+    bc_loss = flow_matching_loss(
+        common.velocity_fn(networks, params["flow"], obs), batch["actions"], aux["bc_noise"], aux["bc_times"]
+    )
+    onestep = networks.onestep.apply(params["onestep"], obs, aux["z"])
+    distill_loss = jnp.mean((onestep - jax.lax.stop_gradient(aux["flow_actions"])) ** 2)
+    q_loss, q = common.q_objective(networks, config, params["critic"], obs, jnp.clip(onestep, -1.0, 1.0))
+    actor_loss = bc_loss + config.alpha * distill_loss + q_loss
+    info = {
+        **c_info,
+        "actor_loss": actor_loss,
+        "bc_loss": bc_loss,
+        "distill_loss": distill_loss,
+        "q_loss": q_loss,
+        "alpha": jnp.asarray(config.alpha, jnp.float32),
+        "actor_q_mean": q.mean(),
+        "delta_abs_mean": jnp.abs(onestep - aux["flow_actions"]).mean(),
+    }
+    return c_loss + actor_loss, info
+
+
+def update(
+    config: AgentConfig, networks: Networks, state: AgentState, batch: Batch
+) -> tuple[AgentState, dict]:
+    """One gradient step of FQL (pure; jit it)."""
+    rng, z_key, next_key, bc_key, t_key = jax.random.split(state.rng, 5)
+    b, d = batch["actions"].shape
+    z = jax.random.normal(z_key, (b, d))
+    flow_actions = jnp.clip(
+        common.sample_base_actions(
+            networks, state.params["flow"], batch["observations"], z, config.flow_steps
+        ),
+        -1.0,
+        1.0,
+    )
+    next_actions = jnp.clip(
+        networks.onestep.apply(
+            state.params["onestep"], batch["next_observations"], jax.random.normal(next_key, (b, d))
+        ),
+        -1.0,
+        1.0,
+    )
+    aux = {
+        "z": z,
+        "flow_actions": flow_actions,
+        "next_actions": jax.lax.stop_gradient(next_actions),
+        "bc_noise": jax.random.normal(bc_key, (b, d)),
+        "bc_times": jax.random.uniform(t_key, (b, 1)),
+    }
+    grads, info = jax.grad(loss_fn, has_aux=True)(state.params, config, networks, state, batch, aux)
+    info.update(common.grad_norms(grads))
+    return common.apply_gradients(config, state, grads, rng), info
+
+
+def sample_actions(
+    config: AgentConfig,
+    networks: Networks,
+    state: AgentState,
+    observations: jax.Array,
+    key: jax.Array,
+    mode: str,
+) -> jax.Array:
+    """onestep: clip(mu(s, z)).  best_of_n: N draws of z, keep the action of highest Q."""
+    params = state.params
+    b, d = observations.shape[0], networks.onestep.action_dim
+    if mode == "onestep":
+        return jnp.clip(
+            networks.onestep.apply(params["onestep"], observations, jax.random.normal(key, (b, d))), -1.0, 1.0
+        )
+    if mode == "best_of_n":
+        n = config.num_action_samples
+        obs_n = jnp.repeat(observations, n, axis=0)
+        actions = jnp.clip(
+            networks.onestep.apply(params["onestep"], obs_n, jax.random.normal(key, (b * n, d))), -1.0, 1.0
+        )
+        q = common.q_values(networks, params["critic"], obs_n, actions).reshape(b, n)
+        return actions.reshape(b, n, d)[jnp.arange(b), jnp.argmax(q, axis=1)]
+    raise ValueError(f"fql: unknown action mode {mode!r}; choose one of {MODES} (iterative needs a residual)")
