@@ -58,6 +58,9 @@ def fisher_check_command(
 
 
 # -- commands added by later modules register below (one import + add per subsystem) --
+from fidec.data.commands import app as data_app  # noqa: E402
+
+app.add_typer(data_app, name="data")
 
 
 def main() -> None:

@@ -1,0 +1,148 @@
+"""``load_dataset``: one entry point from a task name or a file to (train, val) Datasets.
+
+Resolution (directories: see :mod:`fidec.data.paths`):
+
+- A path: ``.npz`` (an OGBench file, relabelled with the task its name implies or ``task``, or a file of
+  ready transitions with rewards/masks/next_observations), ``.hdf5`` (D4RL), or a Minari dataset folder.
+- An OGBench single-task name: ``<dataset_dir>/<dataset>.npz`` + ``-val.npz``. When absent and
+  ``generate_if_missing`` is set (manipulation families only), a cached generated dataset is used, or one
+  is generated into the cache with OGBench's oracles (``episodes`` defaults to the official count).
+- A D4RL name: ``<dataset_dir>/<name>.hdf5``, else the matching Minari dataset (``D4RL/antmaze/umaze-v1``,
+  ...) under Minari's root. D4RL data have no validation split (val is None).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from fidec.data.d4rl import MINARI_DATASET_IDS, load_d4rl_hdf5, load_minari
+from fidec.data.dataset import CORE_KEYS, Dataset
+from fidec.data.npz import inspect_npz, read_npz
+from fidec.data.ogbench_data import DatasetNotFoundError, load_ogbench
+from fidec.data.paths import data_dir
+from fidec.data.validate import ActionPolicy, DatasetError, check_action_range, check_env_dims
+from fidec.envs.registry import D4RL_TASKS, UnknownTaskError, parse_dataset_name, parse_task
+
+DATASET_SUFFIXES = (".npz", ".hdf5", ".h5")
+
+
+def looks_like_path(name: str) -> bool:
+    return name.endswith(DATASET_SUFFIXES) or os.sep in name or Path(name).expanduser().is_dir()
+
+
+def _ogbench_task_for_file(path: Path, task: str | None) -> str:
+    if task is not None:
+        return task
+    stem = path.name[: -len(".npz")]
+    try:
+        env, dataset_type, visual = parse_dataset_name(stem)
+    except UnknownTaskError as error:
+        raise DatasetError(
+            f"{path}: cannot tell which OGBench task this file belongs to (its name is not an OGBench dataset "
+            "name). Pass the task, e.g. load_dataset('cube-single-play-singletask-task1-v0', dataset_path=...)."
+        ) from error
+    return f"{'visual-' if visual else ''}{env}-{dataset_type}-singletask-v0"
+
+
+def load_path(
+    path: str | os.PathLike, task: str | None = None, action_policy: ActionPolicy = "refuse"
+) -> tuple[Dataset, Dataset | None]:
+    """(train, val) from a file or folder; see the module docstring."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise DatasetNotFoundError(f"No dataset at {path}: the file or folder does not exist.")
+    if path.is_dir():
+        dataset = load_minari(path, task_name=task, action_policy=action_policy)
+        return check_against_env(dataset, task, str(path)), None
+    if path.suffix in (".hdf5", ".h5"):
+        dataset = load_d4rl_hdf5(path, task_name=task or path.stem, action_policy=action_policy)
+        return check_against_env(dataset, task, str(path)), None
+    if path.suffix != ".npz":
+        raise DatasetError(
+            f"{path}: unknown dataset format; expected .npz (OGBench), .hdf5 (D4RL) or a Minari folder."
+        )
+    if set(CORE_KEYS) <= set(inspect_npz(path)):
+        arrays = read_npz(path)
+        arrays["actions"] = check_action_range(arrays["actions"], str(path), policy=action_policy)
+        extras = tuple(k for k in arrays if k not in CORE_KEYS)
+        return Dataset.from_arrays(arrays, extra_keys=extras).validate(str(path)), None
+    return load_ogbench(_ogbench_task_for_file(path, task), dataset_path=path, action_policy=action_policy)
+
+
+def check_against_env(dataset: Dataset, task: str | None, source: str) -> Dataset:
+    """Refuse a D4RL-style dataset whose shapes do not fit the environment of ``task`` (when given)."""
+    if task is None or parse_task(task).benchmark != "d4rl":
+        return dataset
+    try:
+        from fidec.envs.make import make_env
+
+        env = make_env(task)
+    except ImportError:
+        return dataset  # gymnasium-robotics absent: nothing to compare against
+    check_env_dims(
+        dataset.observations.shape[1:],
+        dataset.action_dim,
+        env.observation_space.shape,
+        int(env.action_space.shape[0]),
+        task,
+        source,
+    )
+    env.close()
+    return dataset
+
+
+def load_dataset(
+    env_name: str,
+    dataset_dir: str | os.PathLike | None = None,
+    generate_if_missing: bool = False,
+    episodes: int | None = None,
+    seed: int = 0,
+    dataset_path: str | os.PathLike | None = None,
+    action_policy: ActionPolicy = "refuse",
+    generation_workers: int = 1,
+) -> tuple[Dataset, Dataset | None]:
+    """(train, val) for a task name or a dataset path (see the module docstring).
+
+    ``episodes``/``seed``/``generation_workers`` apply only to generated OGBench datasets.
+    ``action_policy``: what to do with actions outside [-1, 1] ('refuse', 'clip' or 'rescale').
+    """
+    if dataset_path is None and looks_like_path(env_name):
+        return load_path(env_name, action_policy=action_policy)
+    spec = parse_task(env_name)
+    if dataset_path is not None:
+        return load_path(dataset_path, task=env_name, action_policy=action_policy)
+    if spec.benchmark == "ogbench":
+        try:
+            return load_ogbench(env_name, dataset_dir=dataset_dir, action_policy=action_policy)
+        except DatasetNotFoundError:
+            if not (generate_if_missing and spec.is_manipulation and not spec.visual):
+                raise
+        from fidec.data.generate import generate
+
+        result = generate(spec.dataset_name, num_episodes=episodes, seed=seed, workers=generation_workers)
+        return load_ogbench(env_name, dataset_path=result.train_path, action_policy=action_policy)
+    return load_d4rl(env_name, dataset_dir, action_policy), None
+
+
+def load_d4rl(env_name: str, dataset_dir: str | os.PathLike | None, action_policy: ActionPolicy) -> Dataset:
+    """``<dataset_dir>/<name>.hdf5`` if present, else the Minari re-recording of the task."""
+    assert env_name in D4RL_TASKS
+    hdf5 = data_dir(dataset_dir) / f"{env_name}.hdf5"
+    if hdf5.exists():
+        dataset = load_d4rl_hdf5(hdf5, task_name=env_name, action_policy=action_policy)
+        return check_against_env(dataset, env_name, str(hdf5))
+    minari_id = MINARI_DATASET_IDS[env_name]
+    try:
+        dataset = load_minari(minari_id, task_name=env_name, action_policy=action_policy)
+        return check_against_env(dataset, env_name, minari_id)
+    except DatasetError as error:
+        if "No Minari dataset" not in str(error):
+            raise
+        root = os.environ.get("MINARI_DATASETS_PATH") or "~/.minari/datasets"
+        raise DatasetNotFoundError(
+            f"D4RL dataset for {env_name!r} not found: expected {hdf5} (the D4RL .hdf5 file) or the Minari "
+            f"dataset {minari_id!r} under {root}. Neither can be downloaded here: copy the .hdf5 file into "
+            f"{hdf5.parent} (or pass dataset_dir / set $FIDEC_DATA_DIR), or copy the Minari dataset folder "
+            "and set $MINARI_DATASETS_PATH."
+        ) from error

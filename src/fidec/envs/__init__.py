@@ -1,0 +1,21 @@
+"""Benchmark environments by official task name, evaluation, and the task/suite registry.
+
+- :func:`make_env` (``fidec.envs.make``): one Gymnasium environment for an OGBench or D4RL task.
+- :func:`make_eval_envs`, :func:`evaluate` (``fidec.envs.evaluate``): batched, seeded evaluation.
+- ``fidec.envs.registry``: task parsing, benchmark families and named suites (:func:`suite_tasks`).
+"""
+
+from fidec.envs.evaluate import evaluate, make_eval_envs
+from fidec.envs.make import make_env
+from fidec.envs.registry import SUITES, TaskSpec, UnknownTaskError, parse_task, suite_tasks
+
+__all__ = [
+    "SUITES",
+    "TaskSpec",
+    "UnknownTaskError",
+    "evaluate",
+    "make_env",
+    "make_eval_envs",
+    "parse_task",
+    "suite_tasks",
+]
