@@ -57,6 +57,8 @@ class FisherConfig:
             raise ValueError(f"fisher.t_eps_max must lie in [t_eps, 1), got {self.t_eps_max}")
         if self.num_samples < 1:
             raise ValueError(f"fisher.num_samples must be >= 1, got {self.num_samples}")
+        if self.norm_eps < 0:
+            raise ValueError(f"fisher.norm_eps must be >= 0, got {self.norm_eps}")
         if self.damping < 0:
             raise ValueError(f"fisher.damping must be >= 0, got {self.damping}")
         if self.source not in ("flow", "dataset"):

@@ -94,7 +94,7 @@ def divergence_exact(fn: Callable[[jax.Array], jax.Array], x: jax.Array) -> jax.
 
 def divergence_hutchinson(
     fn: Callable[[jax.Array], jax.Array], x: jax.Array, key: jax.Array, num_probes: int = 1
-):
+) -> jax.Array:
     """Unbiased estimate of div f(x) = E_z[z^T (d f / d x) z] with Rademacher probes z."""
     probes = jax.random.rademacher(key, (num_probes,) + x.shape, dtype=x.dtype)
     jvps = jax.vmap(lambda z: jax.jvp(fn, (x,), (z,))[1])(probes)
@@ -190,7 +190,7 @@ def gaussian_velocity(mu: jax.Array, cov: jax.Array) -> VelocityFn:
 def gaussian_score(mu: jax.Array, cov: jax.Array, x: jax.Array, t: jax.Array) -> jax.Array:
     """grad_x log p_t(x) = -Sigma_t^{-1} (x - t mu) for pi_b = N(mu, S)."""
     mean_t, cov_t = gaussian_marginal(mu, cov, jnp.reshape(t, ()))
-    return -jnp.linalg.solve(cov_t, (x - mean_t).T).T
+    return -jnp.linalg.solve(cov_t, (x - mean_t)[..., None])[..., 0]
 
 
 def gaussian_fisher(mu: jax.Array, cov: jax.Array, t: float | jax.Array) -> jax.Array:

@@ -91,6 +91,18 @@ def embed_time(t: jax.Array, kind: str) -> jax.Array:
     return jnp.concatenate([t, jnp.sin(t * freqs), jnp.cos(t * freqs)], axis=-1)
 
 
+def broadcast_state(obs: jax.Array, x: jax.Array) -> jax.Array:
+    """Give the state the sample axes of x: obs (B, o) with x (B, M, d) -> (B, M, o).
+
+    New sample axes go after the batch axes (never aligned from the right), so a state is never
+    silently paired with another state's samples when B == M.
+    """
+    extra = x.ndim - obs.ndim
+    if extra > 0:
+        obs = obs.reshape(obs.shape[:-1] + (1,) * extra + obs.shape[-1:])
+    return jnp.broadcast_to(obs, x.shape[:-1] + obs.shape[-1:])
+
+
 class VectorField(nn.Module):
     """Flow velocity v_theta(s, x, t): MLP on [s, x, emb(t)] -> R^d."""
 
@@ -102,8 +114,8 @@ class VectorField(nn.Module):
 
     @nn.compact
     def __call__(self, obs: jax.Array, x: jax.Array, t: jax.Array) -> jax.Array:
-        obs = jnp.broadcast_to(obs, x.shape[:-1] + obs.shape[-1:])
-        t = jnp.broadcast_to(t, x.shape[:-1] + (1,))
+        obs = broadcast_state(obs, x)
+        t = broadcast_state(t, x)
         h = jnp.concatenate([obs, x, embed_time(t, self.time_embedding)], axis=-1)
         return MLP(self.hidden, self.action_dim, self.activation, self.layer_norm)(h)
 
@@ -119,7 +131,7 @@ class Residual(nn.Module):
 
     @nn.compact
     def __call__(self, obs: jax.Array, base_action: jax.Array) -> jax.Array:
-        obs = jnp.broadcast_to(obs, base_action.shape[:-1] + obs.shape[-1:])
+        obs = broadcast_state(obs, base_action)
         h = jnp.concatenate([obs, base_action], axis=-1)
         return MLP(self.hidden, self.action_dim, self.activation, self.layer_norm, self.init_scale)(h)
 
@@ -134,7 +146,7 @@ class OneStepPolicy(nn.Module):
 
     @nn.compact
     def __call__(self, obs: jax.Array, z: jax.Array) -> jax.Array:
-        obs = jnp.broadcast_to(obs, z.shape[:-1] + obs.shape[-1:])
+        obs = broadcast_state(obs, z)
         return MLP(self.hidden, self.action_dim, self.activation, self.layer_norm)(
             jnp.concatenate([obs, z], -1)
         )
@@ -158,6 +170,6 @@ class CriticEnsemble(nn.Module):
             out_axes=0,
             axis_size=self.num_critics,
         )
-        obs = jnp.broadcast_to(obs, actions.shape[:-1] + obs.shape[-1:])
+        obs = broadcast_state(obs, actions)
         q = ensemble(self.hidden, 1, self.activation, self.layer_norm)(jnp.concatenate([obs, actions], -1))
         return q[..., 0]
