@@ -62,6 +62,11 @@ from fidec.data.commands import app as data_app  # noqa: E402
 
 app.add_typer(data_app, name="data")
 
+from fidec.training.commands import TRAIN_EPILOG, eval_command, train_command  # noqa: E402
+
+app.command("train", epilog=TRAIN_EPILOG)(train_command)
+app.command("eval")(eval_command)
+
 
 def main() -> None:
     app()

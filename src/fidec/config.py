@@ -95,38 +95,45 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
     return value
 
 
-def apply_overrides(config: T, overrides: Mapping[str, Any]) -> T:
+def apply_overrides(config: T, overrides: Mapping[str, Any], _prefix: str = "") -> T:
     """Return a copy of ``config`` with dotted-key ``overrides`` applied (types checked and coerced).
 
-    Unknown keys raise :class:`ConfigError` listing the valid ones.
+    Each section is rebuilt once with all of its new values, so that a section's own validation sees
+    the finished section (the order of keys does not matter).  Unknown keys raise :class:`ConfigError`
+    listing the valid ones as they would be typed (``fisher.t_eps``).
     """
+    hints = typing.get_type_hints(type(config))
+    names = field_names(config)
+    leaves: dict[str, Any] = {}
+    sections: dict[str, dict[str, Any]] = {}
     for key, value in overrides.items():
-        config = _set(config, key.split("."), value, key)
-    return config
-
-
-def _set(obj, path: list[str], value: Any, full_key: str):
-    hints = typing.get_type_hints(type(obj))
-    names = field_names(obj)
-    head = path[0].replace("-", "_")
-    if head not in names:
-        valid = ", ".join(all_keys(obj))
-        raise ConfigError(f"unknown config key {full_key!r}; valid keys: {valid}")
-    current = getattr(obj, head)
-    if len(path) > 1:
-        if not dataclasses.is_dataclass(current):
-            raise ConfigError(f"config key {full_key!r}: {head!r} is a value, not a section")
-        return dataclasses.replace(obj, **{head: _set(current, path[1:], value, full_key)})
-    if dataclasses.is_dataclass(current):
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"config key {full_key!r} is a section; give a mapping or dotted keys")
-        return dataclasses.replace(obj, **{head: apply_overrides(current, value)})
+        head, _, rest = key.partition(".")
+        head = head.replace("-", "_")
+        full_key = f"{_prefix}{key}"
+        if head not in names:
+            valid = ", ".join(f"{_prefix}{k}" for k in all_keys(config))
+            raise ConfigError(f"unknown config key {full_key!r}; valid keys: {valid}")
+        current = getattr(config, head)
+        if rest:
+            if not dataclasses.is_dataclass(current):
+                raise ConfigError(f"config key {full_key!r}: {head!r} is a value, not a section")
+            sections.setdefault(head, {})[rest] = value
+        elif dataclasses.is_dataclass(current):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"config key {full_key!r}: {head!r} is a section; give a mapping or dotted keys")
+            sections.setdefault(head, {}).update(_flatten(value))
+        else:
+            leaves[head] = _coerce(value, hints[head], full_key)
+    for head, sub in sections.items():
+        leaves[head] = apply_overrides(getattr(config, head), sub, f"{_prefix}{head}.")
+    if not leaves:
+        return config
     try:
-        return dataclasses.replace(obj, **{head: _coerce(value, hints[head], full_key)})
+        return dataclasses.replace(config, **leaves)
     except ConfigError:
         raise
     except ValueError as exc:  # raised by a dataclass's own __post_init__ validation
-        raise ConfigError(f"{full_key}: {exc}") from exc
+        raise ConfigError(f"{_prefix.rstrip('.') or 'config'}: {exc}") from exc
 
 
 def to_dict(config) -> dict:

@@ -5,14 +5,19 @@
 - ``fidec.envs.registry``: task parsing, benchmark families and named suites (:func:`suite_tasks`).
 """
 
-from fidec.envs.evaluate import evaluate, make_eval_envs
-from fidec.envs.make import make_env
-from fidec.envs.registry import SUITES, TaskSpec, UnknownTaskError, parse_task, suite_tasks
+from fidec.envs.headless import configure_headless
+
+configure_headless()
+
+from fidec.envs.evaluate import evaluate, make_eval_envs  # noqa: E402
+from fidec.envs.make import make_env  # noqa: E402
+from fidec.envs.registry import SUITES, TaskSpec, UnknownTaskError, parse_task, suite_tasks  # noqa: E402
 
 __all__ = [
     "SUITES",
     "TaskSpec",
     "UnknownTaskError",
+    "configure_headless",
     "evaluate",
     "make_env",
     "make_eval_envs",

@@ -1,0 +1,225 @@
+"""``fidec train`` and ``fidec eval``: thin Typer shells over :func:`fidec.training.train` and
+:func:`fidec.training.evaluate_run`.  Also runnable as ``python -m fidec.training.commands``.
+
+Config overrides use one form, ``--set KEY=VALUE`` (repeatable), with the dotted keys of
+:class:`fidec.training.TrainConfig`; ``fidec train --show-config`` prints every key, its type and
+its resolved value.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from fidec.training.config import DEFAULT_AGENT, DEFAULT_ENV, SCALES
+
+app = typer.Typer(
+    name="fidec-training",
+    help="Train and evaluate fidec agents.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+EXIT_BAD_INPUT = 2
+EXIT_NON_FINITE = 1
+EXIT_INTERRUPTED = 130
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code)
+
+
+def parse_assignments(assignments: list[str]) -> dict[str, str]:
+    """['a.b=1', 'c=x'] -> {'a.b': '1', 'c': 'x'}; values are converted to each field's type later."""
+    out = {}
+    for item in assignments:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects KEY=VALUE (e.g. --set agent.fisher.t_eps=0.95), got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from fidec.config import ConfigError
+    from fidec.data import DatasetError
+    from fidec.envs import UnknownTaskError
+    from fidec.training.checkpoint import CheckpointError
+    from fidec.training.rundir import RunDirError
+
+    return (ConfigError, DatasetError, UnknownTaskError, RunDirError, CheckpointError, FileNotFoundError)
+
+
+def _print_config(config) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from fidec.training.config import describe_config
+
+    table = Table(title=f"resolved config ({config.agent_name} on {config.env}, scale {config.scale})")
+    for column in ("key (--set KEY=VALUE)", "type", "value"):
+        table.add_column(column)
+    for key, type_name, value in describe_config(config):
+        table.add_row(key, type_name, value)
+    Console().print(table)
+
+
+TRAIN_EPILOG = (
+    f"Scale presets (--preset): {', '.join(f'{s.name} ({s.description})' for s in SCALES.values())}. "
+    "Agent presets (--preset, stackable): see fidec.presets (e.g. official-fisher, paper-networks). "
+    "The task family's preset is applied automatically from --env."
+)
+
+
+@app.command("train", epilog=TRAIN_EPILOG)
+def train_command(
+    agent: str = typer.Option(DEFAULT_AGENT, "--agent", help="Agent: fd, fql, iso or bcflow."),
+    env: str = typer.Option(DEFAULT_ENV, "--env", help="Task name (OGBench single-task or D4RL)."),
+    dataset: Path | None = typer.Option(None, "--dataset", help="Dataset file (default: the task's own)."),
+    dataset_dir: Path | None = typer.Option(None, "--dataset-dir", help="Folder of official dataset files."),
+    generate_dataset: bool | None = typer.Option(
+        None,
+        "--generate-dataset/--no-generate-dataset",
+        help="Generate a missing OGBench manipulation dataset locally (cached) [default: on].",
+    ),
+    preset: list[str] = typer.Option(
+        [], "--preset", help="Scale preset (tiny, cpu, paper) and/or agent presets."
+    ),
+    steps: int | None = typer.Option(None, "--steps", help="Offline gradient steps."),
+    online_steps: int | None = typer.Option(
+        None, "--online-steps", help="Online steps after the offline phase."
+    ),
+    seeds: str | None = typer.Option(None, "--seeds", help="Comma-separated seeds, e.g. 0,1,2 (vmapped)."),
+    sequential_seeds: bool = typer.Option(
+        False, "--sequential-seeds", help="Loop over seeds instead of vmapping."
+    ),
+    eval_episodes: int | None = typer.Option(None, "--eval-episodes", help="Episodes per evaluation."),
+    action_mode: str | None = typer.Option(
+        None, "--action-mode", help="Evaluation action selection: onestep, best_of_n or iterative."
+    ),
+    run_dir: Path | None = typer.Option(
+        None, "--run-dir", help="Output folder (default runs/<agent>-<env>-<time>)."
+    ),
+    resume: Path | None = typer.Option(None, "--resume", help="Continue the run in this folder exactly."),
+    assignments: list[str] = typer.Option(
+        [], "--set", help="Override any config field: --set KEY=VALUE (repeatable; keys: --show-config)."
+    ),
+    tensorboard: bool = typer.Option(False, "--tensorboard", help="Also write TensorBoard event files."),
+    wandb: bool = typer.Option(
+        False, "--wandb", help="Also log to wandb (offline mode unless --set wandb_mode=online)."
+    ),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+    show_config: bool = typer.Option(
+        False, "--show-config", help="Print the resolved config (every key) and exit."
+    ),
+) -> None:
+    """Train an agent offline (then online with --online-steps), evaluate it and write a run directory.
+
+    With no arguments: FD on cube-single-play-singletask-task1-v0 at the CPU scale, generating the
+    dataset on first use.  Every config field can be set with --set KEY=VALUE, e.g.
+    --set agent.fisher.t_eps=0.95 --set eval_interval=1000; --show-config lists them all with types.
+    """
+    from fidec.training.config import make_train_config
+    from fidec.training.loop import NonFiniteError, RunInterrupted, train
+    from fidec.training.loop import resume as resume_run
+
+    try:
+        overrides: dict[str, object] = parse_assignments(assignments)
+        flags = {
+            "dataset": str(dataset) if dataset else None,
+            "dataset_dir": str(dataset_dir) if dataset_dir else None,
+            "generate_dataset": generate_dataset,
+            "steps": steps,
+            "online_steps": online_steps,
+            "seeds": seeds,
+            "eval_episodes": eval_episodes,
+            "eval_action_mode": action_mode,
+            "run_dir": str(run_dir) if run_dir else None,
+        }
+        overrides.update({k: v for k, v in flags.items() if v is not None})
+        if sequential_seeds:
+            overrides["vmap_seeds"] = False
+        if tensorboard:
+            overrides["tensorboard"] = True
+        if wandb:
+            overrides["wandb"] = True
+        if no_progress:
+            overrides["progress"] = False
+        if resume is not None:
+            explicit = [
+                o for o, v in (("--agent", agent != DEFAULT_AGENT), ("--env", env != DEFAULT_ENV)) if v
+            ]
+            if explicit or preset or "run_dir" in overrides:
+                raise _fail(
+                    f"--resume continues a run with its saved config; drop {explicit + ['--preset'] * bool(preset)}"
+                )
+            if show_config:
+                from fidec.training.rundir import read_config
+
+                _print_config(read_config(resume)[0])
+                return
+            resume_run(resume, overrides)
+            return
+        config = make_train_config(agent, env, presets=preset, overrides=overrides)
+        if show_config:
+            _print_config(config)
+            return
+        train(config)
+    except RunInterrupted as exc:
+        typer.secho(str(exc), err=True, fg=typer.colors.YELLOW)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except KeyboardInterrupt:
+        typer.secho("aborted (second Ctrl-C): no checkpoint was written for the last block", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except NonFiniteError as exc:
+        raise _fail(str(exc), EXIT_NON_FINITE) from None
+    except _user_errors() as exc:
+        raise _fail(str(exc)) from None
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command("eval")
+def eval_command(
+    run_dir: Path = typer.Argument(..., help="A run directory written by fidec train."),
+    checkpoint: int | None = typer.Option(
+        None, "--checkpoint", help="Checkpoint step (default: the newest)."
+    ),
+    episodes: int | None = typer.Option(None, "--episodes", help="Episodes per seed (default: the run's)."),
+    action_mode: str | None = typer.Option(None, "--action-mode", help="onestep, best_of_n or iterative."),
+    num_envs: int | None = typer.Option(None, "--num-envs", help="Vectorised environments per evaluation."),
+    video: bool = typer.Option(False, "--video", help="Save a video of the first episode of each seed."),
+) -> None:
+    """Evaluate a saved run in its environment and write evals/step_<step>-<mode>-<episodes>ep.json."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from fidec.training.evaluation import evaluate_run
+
+    try:
+        record = evaluate_run(run_dir, checkpoint, episodes, video, action_mode, num_envs=num_envs)
+    except _user_errors() as exc:
+        raise _fail(str(exc)) from None
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    metric = record["metric"]
+    table = Table(title=f"{record['agent']} on {record['env']}, checkpoint step {record['step']}")
+    for column in ("seed", metric, "return_mean", "episodes"):
+        table.add_column(column)
+    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"
+    for seed, result in record["per_seed"].items():
+        table.add_row(seed, fmt(result.get(metric)), fmt(result.get("return_mean")), str(record["episodes"]))
+    agg = record["aggregate"]
+    table.add_row("mean +- std", f"{fmt(agg['mean'])} +- {fmt(agg['std'])}", "", "")
+    console = Console()
+    console.print(table)
+    console.print(record["protocol"])
+    if "video_dir" in record:
+        console.print(f"videos: {record['video_dir']}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,116 @@
+"""The run's final summary: per-seed final and last-three-evaluation scores, mean and std over seeds.
+
+Two numbers per seed, always labelled:
+
+- ``final``: the score of the last evaluation;
+- ``last3``: the mean score of the last three evaluations (the paper's protocol for OGBench state
+  tasks: evaluations at 800k, 900k and 1M steps of a 1M-step run).
+
+Aggregates are the mean and the sample standard deviation (ddof = 1; 0 for one seed) over seeds.
+The best evaluation is never reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from fidec.training.config import TrainConfig
+
+
+def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
+    values = [v for v in values if v is not None]
+    if not values:
+        return None, None
+    std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    return float(np.mean(values)), std
+
+
+def seed_scores(rows: Sequence[Mapping[str, Any]], metric: str) -> dict[str, Any]:
+    """final / last3 of one seed's evaluation rows (any order)."""
+    rows = sorted(rows, key=lambda r: r["step"])
+    scores = [(r["step"], r.get(metric)) for r in rows if r.get(metric) is not None]
+    if not scores:
+        return {"final": None, "last3": None, "final_step": None, "last3_steps": []}
+    last = scores[-3:]
+    return {
+        "final": float(scores[-1][1]),
+        "last3": float(np.mean([s for _, s in last])),
+        "final_step": int(scores[-1][0]),
+        "last3_steps": [int(step) for step, _ in last],
+    }
+
+
+def aggregate(per_seed: Mapping[int, Mapping[str, Any]]) -> dict[str, float | None]:
+    final_mean, final_std = mean_std([s["final"] for s in per_seed.values()])
+    last3_mean, last3_std = mean_std([s["last3"] for s in per_seed.values()])
+    return {
+        "final_mean": final_mean,
+        "final_std": final_std,
+        "last3_mean": last3_mean,
+        "last3_std": last3_std,
+    }
+
+
+def protocol_text(metric: str, config: TrainConfig, last3_steps: Sequence[int], num_seeds: int) -> str:
+    what = "success rate" if metric == "success" else "D4RL normalised return (x100)"
+    return (
+        f"score = {what} ('{metric}') over {config.eval_episodes} evaluation episodes with action mode "
+        f"'{config.action_mode}'. final = the last evaluation; last3 = mean of the last three evaluations "
+        f"(steps {list(last3_steps)}; the paper's OGBench protocol averages the evaluations at 800k, 900k and 1M "
+        f"steps). Aggregates: mean and sample standard deviation (ddof=1) over {num_seeds} seed(s). "
+        "The best evaluation is never reported."
+    )
+
+
+def build_summary(
+    config: TrainConfig,
+    eval_rows: Sequence[Mapping[str, Any]],
+    metric: str,
+    timing: Mapping[str, Any],
+    status: str = "completed",
+) -> dict[str, Any]:
+    """The ``summary.json`` record (see the module docstring)."""
+    per_seed = {
+        seed: seed_scores([r for r in eval_rows if r["seed"] == seed], metric) for seed in config.seeds
+    }
+    last3_steps = next((s["last3_steps"] for s in per_seed.values() if s["last3_steps"]), [])
+    summary: dict[str, Any] = {
+        "status": status,
+        "agent": config.agent_name,
+        "env": config.env,
+        "seeds": list(config.seeds),
+        "steps": config.steps,
+        "online_steps": config.online_steps,
+        "metric": metric,
+        "per_seed": {str(seed): scores for seed, scores in per_seed.items()},
+        "aggregate": aggregate(per_seed),
+        "protocol": protocol_text(metric, config, last3_steps, len(config.seeds)),
+        "eval_episodes": config.eval_episodes,
+        "action_mode": config.action_mode,
+        **dict(timing),
+    }
+    if config.online_steps > 0:
+        offline_rows = [r for r in eval_rows if r.get("phase") == "offline"]
+        offline = {
+            seed: seed_scores([r for r in offline_rows if r["seed"] == seed], metric) for seed in config.seeds
+        }
+        summary["offline_phase"] = {
+            "per_seed": {str(seed): scores for seed, scores in offline.items()},
+            "aggregate": aggregate(offline),
+            "note": "scores at the end of the offline phase, before online fine-tuning",
+        }
+    return summary
+
+
+def format_summary(summary: Mapping[str, Any]) -> str:
+    """Two human-readable lines: the aggregate scores and where they come from."""
+    agg = summary["aggregate"]
+    fmt = lambda m, s: "n/a" if m is None else f"{m:.3f} +- {s:.3f}"
+    return (
+        f"{summary['agent']} on {summary['env']} ({len(summary['seeds'])} seed(s)): "
+        f"{summary['metric']} final {fmt(agg['final_mean'], agg['final_std'])}, "
+        f"last3 {fmt(agg['last3_mean'], agg['last3_std'])}"
+    )

@@ -1,0 +1,72 @@
+"""Summary protocol (final and last-three, mean and sample std over seeds), metrics files, plots."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fidec.training.config import make_train_config
+from fidec.training.logging import MetricsTable
+from fidec.training.plots import plot_learning_curves
+from fidec.training.summary import build_summary, seed_scores
+
+
+def _eval_rows():
+    scores = {0: [0.1, 0.2, 0.4, 0.6], 1: [0.0, 0.3, 0.5, 0.7]}
+    return [
+        {"step": 100 * (k + 1), "seed": seed, "phase": "offline", "success": s}
+        for seed, values in scores.items()
+        for k, s in enumerate(values)
+    ]
+
+
+def test_final_and_last_three_per_seed_and_aggregate():
+    config = make_train_config("fd", presets=["tiny"], overrides={"seeds": "0,1"})
+    summary = build_summary(config, _eval_rows(), "success", {"wall_time_s": 1.0})
+    assert summary["per_seed"]["0"]["final"] == pytest.approx(0.6)
+    assert summary["per_seed"]["0"]["last3"] == pytest.approx(0.4)
+    assert summary["per_seed"]["1"]["last3_steps"] == [200, 300, 400]
+    agg = summary["aggregate"]
+    assert agg["final_mean"] == pytest.approx(0.65)
+    assert agg["final_std"] == pytest.approx(np.std([0.6, 0.7], ddof=1))
+    assert agg["last3_mean"] == pytest.approx(np.mean([0.4, 0.5]))
+    assert "last three" in summary["protocol"] and "ddof=1" in summary["protocol"]
+    assert summary["metric"] == "success" and summary["wall_time_s"] == 1.0
+
+
+def test_seed_without_evaluations_reports_none():
+    assert seed_scores([], "success")["final"] is None
+    assert seed_scores([{"step": 1, "seed": 0, "success": None}], "success")["last3"] is None
+
+
+def test_metrics_table_truncates_on_resume_and_grows_columns(tmp_path):
+    table = MetricsTable(tmp_path, "train")
+    table.load(None)
+    table.append([{"step": 10, "seed": 0, "phase": "offline", "loss": 1.0}])
+    table.append([{"step": 20, "seed": 0, "phase": "offline", "loss": np.float32(0.5)}])
+    table.append([{"step": 30, "seed": 0, "phase": "online", "loss": 0.25, "online/episodes": 2.0}])
+    header = (tmp_path / "train.csv").read_text().splitlines()[0]
+    assert header == "step,seed,phase,loss,online/episodes"
+    # A torn last line (a kill mid-write) is dropped; rows after the checkpoint step are cut.
+    with open(tmp_path / "train.jsonl", "a") as stream:
+        stream.write('{"step": 40, "se')
+    resumed = MetricsTable(tmp_path, "train")
+    rows = resumed.load(20)
+    assert [r["step"] for r in rows] == [10, 20]
+    assert (tmp_path / "train.csv").read_text().splitlines() == [
+        "step,seed,phase,loss",
+        "10,0,offline,1.0",
+        "20,0,offline,0.5",
+    ]
+    assert [json.loads(line)["step"] for line in (tmp_path / "train.jsonl").read_text().splitlines()] == [
+        10,
+        20,
+    ]
+
+
+def test_learning_curves_png(tmp_path):
+    train_rows = [{"step": s, "seed": seed, "critic_loss": 1.0 / s} for s in (10, 20) for seed in (0, 1)]
+    path = plot_learning_curves(train_rows, _eval_rows(), "success", tmp_path / "plots" / "c.png", title="t")
+    assert path.exists() and path.read_bytes()[:4] == b"\x89PNG"
