@@ -335,3 +335,15 @@ def test_fisher_config_defaults():
 def test_fisher_config_rejects_bad_values(kwargs, match):
     with pytest.raises(ValueError, match=match):
         FisherConfig(**kwargs)
+
+
+def test_condition_number_of_a_rank_deficient_damped_metric_is_finite_positive_and_capped():
+    """One score sample in d = 5 with tiny damping: lambda_min is below float32 resolution."""
+    g = jnp.array([[30.0, -12.0, 7.0, 0.5, 20.0]])
+    metric = fisher.fisher_from_scores(g[None], 1e-3, True, 1e-6)[0]
+    kappa = float(fisher.condition_number(metric))
+    cap = 1.0 / (5 * float(jnp.finfo(jnp.float32).eps))
+    assert np.isfinite(kappa) and kappa > 0
+    assert kappa <= cap * (1 + 1e-5)
+    # A well-conditioned metric is untouched by the floor.
+    np.testing.assert_allclose(fisher.condition_number(jnp.diag(jnp.array([1.0, 4.0]))), 4.0, rtol=1e-6)

@@ -125,9 +125,17 @@ def isotropic_penalty(delta: jax.Array) -> jax.Array:
 
 
 def condition_number(metric: jax.Array) -> jax.Array:
-    """kappa(F) = lambda_max / lambda_min of a symmetric positive-definite (..., d, d) metric."""
+    """kappa(F) = lambda_max / lambda_min of a symmetric positive-semidefinite (..., d, d) metric.
+
+    eigvalsh resolves eigenvalues only to about d * eps * lambda_max (eps of the dtype): a damped,
+    rank-deficient F (M < d samples) has lambda_min below that, and its computed value may even be
+    negative.  lambda_min is therefore floored at d * eps * lambda_max, so kappa is finite, positive,
+    and capped at 1 / (d * eps) (about 1.2e6 / d in float32), meaning "at least this ill-conditioned".
+    """
     eig = jnp.linalg.eigvalsh(metric)
-    return eig[..., -1] / eig[..., 0]
+    d = metric.shape[-1]
+    floor = d * jnp.finfo(metric.dtype).eps * eig[..., -1]
+    return eig[..., -1] / jnp.maximum(eig[..., 0], floor)
 
 
 def jacobian_trace_square(
