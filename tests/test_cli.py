@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from typer.testing import CliRunner
 
 from fidec import __version__
@@ -33,3 +34,10 @@ def test_fisher_check_prints_the_table():
 def test_unknown_option_fails():
     result = runner.invoke(app, ["fisher-check", "--no-such-option"])
     assert result.exit_code != 0
+
+
+@pytest.mark.parametrize("command", ["train", "eval", "sweep", "report", "data"])
+def test_every_subsystem_command_is_registered_with_help(command):
+    result = CliRunner().invoke(app, [command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output and command in result.output

@@ -67,6 +67,12 @@ from fidec.training.commands import TRAIN_EPILOG, eval_command, train_command  #
 app.command("train", epilog=TRAIN_EPILOG)(train_command)
 app.command("eval")(eval_command)
 
+from fidec.reports.commands import report_command  # noqa: E402
+from fidec.sweeps.commands import sweep_command  # noqa: E402
+
+app.command("sweep")(sweep_command)
+app.command("report")(report_command)
+
 
 def main() -> None:
     app()

@@ -1,0 +1,64 @@
+"""``fidec report DIRS``: tables, learning curves and a Markdown/HTML report.
+
+:func:`report_command` is registered on the main CLI in :mod:`fidec.cli`; ``app`` runs it on its own
+(``python -m fidec.reports.commands DIRS``).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+
+
+class TableFormat(StrEnum):
+    md = "md"
+    csv = "csv"
+    latex = "latex"
+
+
+def report_command(
+    paths: list[Path] = typer.Argument(
+        ..., help="Sweep directories (with manifest.json), run directories, or folders of them."
+    ),
+    fmt: TableFormat = typer.Option(TableFormat.md, "--format", help="Table format printed and written."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Report folder (default: <sweep>/report for one sweep or run, else ./report)."
+    ),
+    best: bool = typer.Option(
+        False, "--best", help="Also report the best evaluation (optimistic; labelled as such)."
+    ),
+    html: bool = typer.Option(True, "--html/--no-html", help="Also write report.html."),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw the learning curves."),
+    resamples: int = typer.Option(
+        2000, "--bootstrap", min=100, help="Bootstrap resamples of the curves' 95% bands."
+    ),
+) -> None:
+    """Tables (per task and family, mean +- std over seeds), learning curves and report.md from runs.
+
+    Protocols: last3 (mean of the last three evaluations, the paper's) and final; the best evaluation
+    only with --best.  Curves: mean over seeds with a 95% bootstrap band.
+    """
+    from fidec.reports.render import build_report
+
+    if out is None:
+        out = paths[0] / "report" if len(paths) == 1 else Path("report")
+    try:
+        report = build_report(
+            paths, out, fmt=fmt.value, best=best, write_html=html, plots=plots, num_resamples=resamples
+        )
+    except (FileNotFoundError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(report.text)
+    typer.echo(f"report: {report.markdown}" + (f" and {report.html}" if report.html else ""), err=True)
+    for note in report.notes:
+        typer.echo(f"not included: {note}", err=True)
+
+
+app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
+app.command("report")(report_command)
+
+if __name__ == "__main__":
+    app()

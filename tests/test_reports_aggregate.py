@@ -1,0 +1,190 @@
+"""Report aggregation against a table computed by hand from synthetic run directories."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fidec.reports.aggregate import collect_runs, displacement_stats, family_average, group_scores, mean_std
+from fidec.reports.tables import best_flags, family_table, scores_csv, task_table, to_latex, to_markdown
+
+T1 = "cube-single-play-singletask-task1-v0"
+T2 = "cube-single-play-singletask-task2-v0"
+UMAZE = "antmaze-umaze-v2"
+STEPS = (100, 200, 300, 400, 500)
+
+# Scores at STEPS per seed.  Hand-computed below: last3 = mean of the last three, final = the last one.
+SCORES = {
+    ("fd", T1): {0: [0.0, 0.2, 0.4, 0.6, 0.8], 1: [0.0, 0.2, 0.2, 0.4, 0.6], 2: [0.1, 0.3, 0.5, 0.5, 0.5]},
+    ("iso", T1): {0: [0.0, 0.0, 0.2, 0.2, 0.2], 1: [0.0, 0.0, 0.4, 0.4, 0.4]},
+    ("fd", T2): {0: [1.0] * 5, 1: [0.8] * 5, 2: [0.9] * 5},
+    ("iso", T2): {0: [0.9] * 5, 1: [0.96] * 5},
+    ("fd", UMAZE): {0: [50, 70, 80, 90, 100], 1: [40, 60, 70, 80, 60], 2: [0, 0, 60, 70, 80]},
+}
+
+
+def write_run(
+    run_dir: Path, agent: str, task: str, scores: dict[int, list[float]], train: dict | None = None
+):
+    metric = "normalized_score" if task == UMAZE else "success"
+    (run_dir / "metrics").mkdir(parents=True)
+    # A checkpoint's own manifest.json (not a sweep manifest): the report must not mistake it for a sweep.
+    checkpoint = run_dir / "checkpoints" / f"step_{STEPS[-1]:09d}"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "manifest.json").write_text(json.dumps({"step": STEPS[-1], "files": {"arrays.npz": "0"}}))
+    summary = {"agent": agent, "env": task, "seeds": sorted(scores), "metric": metric, "steps": STEPS[-1]}
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    rows = [
+        {"step": step, "seed": seed, "phase": "offline", metric: value, "episodes": 50}
+        for seed, values in scores.items()
+        for step, value in zip(STEPS, values, strict=True)
+    ]
+    (run_dir / "metrics" / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    train_rows = [{"step": step, "seed": seed, **values} for (step, seed), values in (train or {}).items()]
+    (run_dir / "metrics" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train_rows))
+
+
+@pytest.fixture
+def runs(tmp_path) -> Path:
+    """One run directory per (agent, task); fd's runs on T1 are split over two directories (seeds 0-1, 2)."""
+    for (agent, task), scores in SCORES.items():
+        train = None
+        if task == T1:
+            train = {
+                (500, s): {
+                    "delta_abs_mean": 0.1 * (s + 1),
+                    "penalty": 0.01,
+                    "fisher_condition": 10.0 * (s + 1),
+                }
+                for s in scores
+            }
+            train[(400, 0)] = {"delta_abs_mean": 99.0}  # not the last logged value: ignored
+        if (agent, task) == ("fd", T1):
+            write_run(tmp_path / "plain" / "fd-t1-a", agent, task, {s: scores[s] for s in (0, 1)}, train)
+            write_run(
+                tmp_path / "plain" / "fd-t1-b", agent, task, {2: scores[2]}, {(500, 2): train[(500, 2)]}
+            )
+        else:
+            write_run(tmp_path / "plain" / f"{agent}-{task}", agent, task, scores, train)
+    return tmp_path / "plain"
+
+
+def test_per_task_table_matches_the_hand_computed_numbers(runs):
+    groups, notes = group_scores(collect_runs([runs]).runs, ["last3", "final", "best"])
+    assert not notes
+    by = {(g.label, g.task): g for g in groups}
+    # fd on T1, last3 per seed: 0.6, 0.4, 0.5 -> 0.5 +- 0.1; final: 0.8, 0.6, 0.5 -> 0.6333 +- 0.1528
+    fd1 = by[("fd", T1)]
+    assert fd1.seeds == (0, 1, 2)
+    assert fd1.stat("last3").values == pytest.approx((0.6, 0.4, 0.5))
+    assert (fd1.stat("last3").mean, fd1.stat("last3").std) == pytest.approx((0.5, 0.1))
+    assert (fd1.stat("final").mean, fd1.stat("final").std) == pytest.approx((0.63333, 0.15275), abs=1e-5)
+    assert fd1.stat("best").mean == pytest.approx(0.63333, abs=1e-5)
+    assert fd1.last3_steps == (300, 400, 500)
+    # iso on T1: last3 = final = 0.2, 0.4 -> 0.3 +- 0.1414
+    assert (by[("iso", T1)].stat("last3").mean, by[("iso", T1)].stat("last3").std) == pytest.approx(
+        (0.3, 0.141421), abs=1e-6
+    )
+    # fd on U-maze (normalised score): last3 90, 70, 70 -> 76.667 +- 11.547; final 100, 60, 80 -> 80 +- 20
+    umaze = by[("fd", UMAZE)]
+    assert (umaze.stat("last3").mean, umaze.stat("last3").std) == pytest.approx((76.6667, 11.547), abs=1e-3)
+    assert (umaze.stat("final").mean, umaze.stat("final").std) == pytest.approx((80.0, 20.0))
+
+    table = to_markdown(task_table(groups, "last3"))
+    assert "| task | fd | iso |" in table
+    assert f"| {T1} | **50.0 ± 10.0 (n=3)** | 30.0 ± 14.1 (n=2) |" in table  # success in %, the best in bold
+    assert f"| {T2} | 90.0 ± 10.0 (n=3) | **93.0 ± 4.2 (n=2)** |" in table
+    assert f"| {UMAZE} | 76.7 ± 11.5 (n=3) | - |" in table  # no other label: nothing to mark
+    assert "mean of the last three evaluations" in table and "the paper's protocol), at steps 300, 400, 500." in table
+    assert "ddof=1" in table and "over seeds (n per cell)" in table
+    final = to_markdown(task_table(groups, "final"))
+    assert f"| {T1} | **63.3 ± 15.3 (n=3)** | 30.0 ± 14.1 (n=2) |" in final and "the last evaluation" in final
+
+
+def test_family_averages_are_per_seed_means_over_tasks(runs):
+    groups, _ = group_scores(collect_runs([runs]).runs)
+    fd_cube = [g for g in groups if g.label == "fd" and g.family == "cube-single-play"]
+    # fd, per seed (T1 + T2) / 2: 0.8, 0.6, 0.7 -> 0.7 +- 0.1
+    stat = family_average(fd_cube, "last3")
+    assert stat.values == pytest.approx((0.8, 0.6, 0.7)) and stat.std == pytest.approx(0.1)
+    table = to_markdown(family_table(groups, "last3"))
+    # iso, per seed: (0.2 + 0.9) / 2 = 0.55 and (0.4 + 0.96) / 2 = 0.68 -> 61.5 +- 9.2
+    assert "| cube-single-play (2 tasks) | **70.0 ± 10.0 (n=3)** | 61.5 ± 9.2 (n=2) |" in table
+    assert "| d4rl-antmaze (1 task) | 76.7 ± 11.5 (n=3) | - |" in table
+
+
+def test_a_label_missing_a_task_gets_no_family_average(runs, tmp_path):
+    groups, _ = group_scores(collect_runs([runs]).runs)
+    partial = [g for g in groups if not (g.label == "iso" and g.task == T2)]
+    table = to_markdown(family_table(partial, "last3"))
+    assert "| cube-single-play (2 tasks) | 70.0 ± 10.0 | - |" in table
+
+
+def test_csv_holds_raw_numbers_and_latex_marks_the_best(runs):
+    groups, _ = group_scores(collect_runs([runs]).runs)
+    lines = scores_csv(groups, ["last3", "final"]).strip().splitlines()
+    assert lines[0] == "protocol,family,task,label,metric,n_seeds,mean,std,best,seeds,values"
+    rows = {(r[0], r[2], r[3]): r for r in (line.split(",") for line in lines[1:])}
+    assert len(rows) == 2 * 5
+    fd1 = rows[("last3", T1, "fd")]
+    assert fd1[5] == "3" and float(fd1[6]) == pytest.approx(0.5) and float(fd1[7]) == pytest.approx(0.1)
+    assert fd1[9] == "0 1 2" and [float(v) for v in fd1[10].split()] == pytest.approx([0.6, 0.4, 0.5])
+    # best per (protocol, task): fd on T1 (50.0 vs 30.0), iso on T2 (93.0 vs 90.0), none on U-maze (alone)
+    best = {key for key, r in rows.items() if r[8] == "1"}
+    assert best == {("last3", T1, "fd"), ("last3", T2, "iso"), ("final", T1, "fd"), ("final", T2, "iso")}
+    latex = to_latex(task_table(groups, "last3"))
+    assert r"\textbf{50.0 $\pm$ 10.0 (n=3)}" in latex and r"\textbf{93.0 $\pm$ 4.2 (n=2)}" in latex
+    assert r"76.7 $\pm$ 11.5 (n=3) & -" in latex  # alone in its row: not marked
+    assert r"success rate (\%)" in latex  # LaTeX specials escaped in the caption
+    assert r"\toprule" in latex and r"\midrule" in latex and "ddof=1" in latex
+
+
+def test_displacement_statistics_use_the_last_logged_values(runs):
+    stats = displacement_stats(collect_runs([runs]).runs)
+    fd = stats["fd"]
+    assert fd["delta_abs_mean"].values == pytest.approx((0.1, 0.2, 0.3))  # step 400's 99.0 is not the last
+    assert (fd["fisher_condition"].mean, fd["fisher_condition"].std) == pytest.approx((20.0, 10.0))
+    assert stats["iso"]["penalty"].n == 2
+
+
+def test_sweep_labels_duplicates_and_unfinished_trials(runs, tmp_path):
+    sweep = tmp_path / "sweep"
+    write_run(sweep / "runs" / "a", "fd", T1, {0: [0.1] * 5})
+    manifest = {
+        "format": 1,
+        "trials": {
+            "a": {"run_dir": "runs/a", "label": "fd-velocity", "state": "done"},
+            "b": {
+                "run_dir": "runs/b",
+                "label": "fd-velocity",
+                "state": "failed",
+                "error": "ValueError: boom\n...",
+            },
+        },
+    }
+    (sweep / "manifest.json").write_text(json.dumps(manifest))
+    collection = collect_runs([sweep, runs / "fd-t1-a", runs / "fd-t1-a"])
+    assert [r.label for r in collection.runs] == ["fd-velocity", "fd"]  # the same run given twice: read once
+    assert any("b (sweep): not finished, state failed: ValueError: boom" in n for n in collection.notes)
+    duplicate = collect_runs([runs / "fd-t1-a", runs / "fd-t1-a" / ".."])
+    _, notes = group_scores(duplicate.runs)
+    assert not notes
+    copy = tmp_path / "copy"
+    write_run(copy, "fd", T1, {0: [0.5] * 5})
+    _, notes = group_scores(collect_runs([runs / "fd-t1-a", copy]).runs)
+    assert any("seed 0 appears twice" in n for n in notes)
+
+
+def test_best_marking_rule():
+    assert best_flags([50.0, 30.0, None]) == [True, False, False]
+    assert best_flags([50.0, 50.0, 30.0]) == [True, True, False]  # ties are all marked
+    assert best_flags([0.0, 0.0]) == [False, False]  # every value ties: nothing stands out
+    assert best_flags([70.0, None]) == [False, False]  # alone in its row
+
+
+def test_mean_std_conventions():
+    assert mean_std([2.0]).std == 0.0  # one seed: std 0, as in summary.json
+    assert mean_std([1.0, 3.0]).std == pytest.approx(2**0.5)  # ddof = 1
+    assert mean_std([]).n == 0

@@ -1,0 +1,100 @@
+"""The sweep manifest: merging a spec into it, finished-run detection, changed specs, atomic writes, the lock."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fidec.sweeps.manifest import (
+    Manifest,
+    SpecChangedError,
+    SweepLockedError,
+    read_manifest,
+    sweep_lock,
+)
+from fidec.sweeps.spec import parse_spec
+
+TASK = "cube-single-play-singletask-task1-v0"
+
+
+def make_spec(out_dir, **changes):
+    raw = {
+        "agents": ["fd", "iso"],
+        "tasks": [TASK],
+        "seeds": [0, 1],
+        "scale": "tiny",
+        "out_dir": str(out_dir),
+    }
+    return parse_spec({**raw, **changes})
+
+
+def finish(out_dir, record):
+    run_dir = out_dir / record.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "summary.json").write_text("{}")
+
+
+def test_new_manifest_lists_every_trial_pending(tmp_path):
+    spec = make_spec(tmp_path)
+    manifest = Manifest.open(spec)
+    assert list(manifest.trials) == [t.trial_id for t in spec.trials()]
+    assert manifest.counts() == {"pending": 4}
+    on_disk = json.loads((tmp_path / "manifest.json").read_text())
+    assert on_disk["format"] == 1 and on_disk["spec"]["seeds"] == [0, 1]
+    record = on_disk["trials"][f"iso__{TASK}__s1"]
+    assert (
+        record["run_dir"] == f"runs/iso__{TASK}__s1" and record["label"] == "iso" and record["seeds"] == [1]
+    )
+
+
+def test_reopening_keeps_states_and_trusts_the_run_directory(tmp_path):
+    spec = make_spec(tmp_path)
+    manifest = Manifest.open(spec)
+    ids = list(manifest.trials)
+    finish(tmp_path, manifest.trials[ids[0]])  # finished although the manifest still says pending
+    manifest.update(ids[1], state="done", attempts=1)  # says done, but its summary is gone
+    manifest.update(ids[2], state="running", attempts=1)  # a sweep killed mid-trial
+    manifest.update(ids[3], state="failed", attempts=2, error="boom")
+    again = Manifest.open(spec)
+    assert [again.trials[i].state for i in ids] == ["done", "pending", "running", "failed"]
+    assert again.trials[ids[3]].attempts == 2 and again.trials[ids[3]].error == "boom"
+    assert read_manifest(tmp_path).trials == again.trials
+
+
+def test_a_changed_definition_of_a_finished_trial_is_refused(tmp_path):
+    manifest = Manifest.open(make_spec(tmp_path))
+    finish(tmp_path, next(iter(manifest.trials.values())))
+    changed = make_spec(tmp_path, overrides={"agent.lr": 1e-3})
+    with pytest.raises(SpecChangedError, match="defines 1 trial"):
+        Manifest.open(changed)
+    # Untouched trials may change freely; trials no longer in the spec stay recorded.
+    smaller = make_spec(tmp_path, agents=["fd"])
+    assert len(Manifest.open(smaller).trials) == 4
+
+
+def test_update_validates_the_state_and_writes_atomically(tmp_path):
+    manifest = Manifest.open(make_spec(tmp_path))
+    trial_id = next(iter(manifest.trials))
+    with pytest.raises(ValueError, match="state must be one of"):
+        manifest.update(trial_id, state="finished")
+    manifest.update(trial_id, state="running", attempts=1)
+    assert read_manifest(tmp_path).trials[trial_id].state == "running"
+    assert not list(tmp_path.glob(".manifest.json.*"))  # no temporary file left behind
+
+
+def test_read_manifest_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no sweep manifest"):
+        read_manifest(tmp_path)
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        read_manifest(tmp_path)
+
+
+def test_one_sweep_per_output_directory(tmp_path):
+    with sweep_lock(tmp_path):
+        with pytest.raises(SweepLockedError, match="another fidec sweep"):
+            with sweep_lock(tmp_path):
+                pass
+    with sweep_lock(tmp_path):  # released on exit
+        pass
