@@ -73,6 +73,10 @@ from fidec.sweeps.commands import sweep_command  # noqa: E402
 app.command("sweep")(sweep_command)
 app.command("report")(report_command)
 
+from fidec.bench.commands import bench_command  # noqa: E402
+
+app.command("bench")(bench_command)
+
 
 def main() -> None:
     app()

@@ -1,0 +1,28 @@
+"""fidec's benchmark suite: how fast it trains and acts, how close to the hardware's limit, how cost grows.
+
+    fidec bench --quick            # under 5 minutes on 2 idle CPU cores; python -m fidec.bench works too
+    fidec bench                    # the full set
+
+Sections (one module each): dense matmul throughput (:mod:`~fidec.bench.machine`), gradient updates
+(:mod:`~fidec.bench.update_speed`), FD's time breakdown (:mod:`~fidec.bench.profile`), the cheaper
+Fisher estimator (:mod:`~fidec.bench.fisher_estimators`), fused blocks and vmapped seeds
+(:mod:`~fidec.bench.fused`), action selection (:mod:`~fidec.bench.sampling`), evaluation throughput
+(:mod:`~fidec.bench.env_speed`), peak memory (:mod:`~fidec.bench.memory`) and cost growth
+(:mod:`~fidec.bench.scaling`).  :func:`run_benchmarks` runs them into one JSON-able dict and
+:func:`render_markdown` turns results into docs/benchmarks.md.
+"""
+
+from fidec.bench.render import render_docs, render_markdown
+from fidec.bench.run import RESULT_KEYS, run_benchmarks, write_result
+from fidec.bench.settings import SECTIONS, BenchSettings, settings_for
+
+__all__ = [
+    "RESULT_KEYS",
+    "SECTIONS",
+    "BenchSettings",
+    "render_docs",
+    "render_markdown",
+    "run_benchmarks",
+    "settings_for",
+    "write_result",
+]

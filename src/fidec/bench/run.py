@@ -1,0 +1,262 @@
+"""Run the benchmark sections in order, side by side in one process, and collect one JSON-able result.
+
+Every section is independent: one that fails records its error (shown in the rendered table) and the
+run goes on.  The square-matmul throughput is measured first, in turns with the profiled updates, and
+again at the end (at the size that ran fastest first); the best of these is the roofline denominator,
+so a load change during the run cannot flatter the fractions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+
+from fidec.bench import (
+    env_speed,
+    fisher_estimators,
+    fused,
+    machine,
+    memory,
+    profile,
+    sampling,
+    scaling,
+    update_speed,
+)
+from fidec.bench.render import write_text_atomic
+from fidec.bench.settings import (
+    PAPER_PRESET,
+    REFERENCE_FD,
+    SECTIONS,
+    TARGET_ROOFLINE,
+    TARGET_SPEEDUP,
+    BenchSettings,
+)
+from fidec.presets import resolve_agent_config
+
+SCHEMA_VERSION = 1
+RESULT_KEYS = (
+    "schema",
+    "mode",
+    "created",
+    "machine",
+    "load_average",
+    "settings",
+    "reference_fd",
+    "matmul",
+    "headline",
+    "updates",
+    "profile",
+    "fisher",
+    "fused",
+    "seeds",
+    "sampling",
+    "env",
+    "memory",
+    "scaling",
+    "errors",
+    "seconds",
+    "cpu_seconds",
+)
+
+
+def mlp_shapes(settings: BenchSettings) -> list[tuple[int, int, int]]:
+    """The Dense-layer products of FD's update at the profile preset: rollout rows and batch rows."""
+    config = resolve_agent_config("fd", presets=[settings.profile_preset])
+    width = config.network.actor_hidden[0]
+    b, m = config.batch_size, config.fisher.num_samples
+    return [(b * (m + 1), width, width), (b, width, width)]
+
+
+def headline(result: dict) -> dict | None:
+    """FD at the paper's settings against the reference anchor and the targets.
+
+    Prefers the profile's row, timed in turns with the large matmul (its fraction of the matmul
+    throughput measured in the same windows is then the headline roofline fraction); else the
+    updates table's row against the run's best matmul throughput.
+    """
+    profiled = [
+        r
+        for r in (result.get("profile") or {}).get("variants") or []
+        if r["label"] == "fd (as shipped)" and r["preset"] == PAPER_PRESET
+    ]
+    rows = profiled + [
+        r for r in result.get("updates") or [] if r["agent"] == "fd" and r["preset"] == PAPER_PRESET
+    ]
+    if not rows:
+        return None
+    fd = rows[0]
+    best = result["matmul"]["roofline_gflop_per_s"] if result.get("matmul") else None
+    same = (result["profile"].get("matmul_same_windows") or {}).get("gflop_per_s") if profiled else None
+    roofline = same or best
+    fraction = fd["gflop_per_s"] / roofline if roofline else None
+    reference = REFERENCE_FD["updates_per_s"]
+    # The reference's rate if it ran at its measured efficiency against *this run's* matmul throughput.
+    scaled_reference = (
+        REFERENCE_FD["roofline_fraction"] * roofline / REFERENCE_FD["gflop_per_update"] if roofline else None
+    )
+    return {
+        "source": "profile (timed in turns with the matmul)" if profiled else "updates table",
+        "updates_per_s": fd["updates_per_s"],
+        "ms_per_update": fd["ms_per_update"],
+        "spread": fd.get("spread"),
+        "gflop_per_update": fd["gflop_per_update"],
+        "xla_gflop_per_update": fd["xla_gflop_per_update"],
+        "gflop_per_s": fd["gflop_per_s"],
+        "roofline_gflop_per_s": roofline,
+        "roofline_fraction": fraction,
+        "best_matmul_gflop_per_s": best,
+        "roofline_fraction_vs_best_matmul": fd["gflop_per_s"] / best if best else None,
+        "reference_updates_per_s": reference,
+        "reference_gflop_per_update": REFERENCE_FD["gflop_per_update"],
+        "speedup_vs_reference": fd["updates_per_s"] / reference,
+        "reference_scaled_to_this_run_updates_per_s": scaled_reference,
+        "speedup_vs_scaled_reference": fd["updates_per_s"] / scaled_reference if scaled_reference else None,
+        "target_updates_per_s": TARGET_SPEEDUP * reference,
+        "target_roofline_fraction": TARGET_ROOFLINE,
+        "meets_speed_target": fd["updates_per_s"] >= TARGET_SPEEDUP * reference,
+        "meets_speed_target_vs_scaled_reference": (
+            fd["updates_per_s"] >= TARGET_SPEEDUP * scaled_reference if scaled_reference else None
+        ),
+        "meets_roofline_target": (fraction or 0.0) >= TARGET_ROOFLINE,
+    }
+
+
+def _sections(settings: BenchSettings, result: dict, log: Callable) -> dict[str, Callable[[], object]]:
+    roofline = lambda: (result.get("matmul") or {}).get("roofline_gflop_per_s")
+    return {
+        "matmul": lambda: machine.matmul_section(
+            settings.matmul_sizes, mlp_shapes(settings), settings.windows, settings.window_seconds
+        ),
+        "updates": lambda: update_speed.updates_section(settings, roofline(), log),
+        "profile": lambda: profile.profile_section(settings, roofline(), log, best_square_size(result)),
+        "fisher": lambda: fisher_estimators.fisher_section(
+            settings, (result.get("profile") or {}).get("variants"), log
+        ),
+        "fused": lambda: [r for p in settings.fused_presets for r in fused.fused_rows(p, settings, log)],
+        "seeds": lambda: [r for p in settings.seed_presets for r in fused.seed_rows(p, settings, log)],
+        "sampling": lambda: [
+            r for p in settings.sampling_presets for r in sampling.sampling_rows(p, settings, log)
+        ],
+        "env": lambda: env_speed.env_section(settings, log),
+        "memory": lambda: memory.memory_section(settings, log),
+        "scaling": lambda: scaling.scaling_rows(settings, roofline(), log, result.get("updates")),
+    }
+
+
+ORDER = ("matmul", "updates", "profile", "fisher", "fused", "seeds", "sampling", "env", "memory", "scaling")
+
+
+def run_benchmarks(settings: BenchSettings, log: Callable[[str], None] = print) -> dict:
+    """Run every section of ``settings`` and return the result dictionary (keys: ``RESULT_KEYS``)."""
+    started, cpu_started = time.perf_counter(), _cpu_now()
+    result: dict = {key: None for key in RESULT_KEYS}
+    result.update(
+        schema=SCHEMA_VERSION,
+        mode=settings.mode,
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        machine=machine.describe_machine(),
+        load_average={"start": machine.load_average(), "end": None},
+        settings=settings.to_dict(),
+        reference_fd=dict(REFERENCE_FD),
+        errors={},
+        seconds={},
+        cpu_seconds={},
+    )
+    m = result["machine"]
+    log(
+        f"fidec bench ({settings.mode}): {m['cpu_model']}, {m['usable_cores']} cores, jax {m['jax']} on {m['backend']}"
+    )
+    log(f"load average at start: {result['load_average']['start']}")
+    sections = _sections(settings, result, log)
+    for name in ORDER:
+        if name not in settings.sections:
+            continue
+        log(f"[{name}]")
+        start, cpu_start = time.perf_counter(), _cpu_now()
+        try:
+            result[name] = sections[name]()
+        except Exception as exc:  # a failed section must not lose the others
+            result["errors"][name] = f"{type(exc).__name__}: {exc}"
+            log(f"  failed: {result['errors'][name]}\n{traceback.format_exc(limit=3)}")
+        result["seconds"][name] = time.perf_counter() - start
+        result["cpu_seconds"][name] = _cpu_now() - cpu_start
+    if result.get("matmul"):
+        n = best_square_size(result) or max(settings.matmul_sizes)
+        again = machine.matmul_throughput(n, n, n, settings.windows, settings.window_seconds)
+        result["matmul"]["square_at_end"] = again
+    finalise(result)
+    result["load_average"]["end"] = machine.load_average()
+    result["seconds"]["total"] = time.perf_counter() - started
+    result["cpu_seconds"]["total"] = _cpu_now() - cpu_started
+    log(f"load average at end: {result['load_average']['end']}; total {result['seconds']['total']:.0f} s")
+    return result
+
+
+def _cpu_now() -> float:
+    """CPU seconds used so far by this process (all threads) and its finished children."""
+    try:
+        import resource
+
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return time.process_time() + children.ru_utime + children.ru_stime
+    except ImportError:  # no resource module (Windows)
+        return time.process_time()
+
+
+def best_square_size(result: dict) -> int | None:
+    """n of the square product with the highest throughput in the matmul section (None before it ran)."""
+    squares = (result.get("matmul") or {}).get("square") or []
+    return max(squares, key=lambda r: r["gflop_per_s"])["shape"][0] if squares else None
+
+
+def finalise(result: dict) -> dict:
+    """Set the roofline denominator to the best measurement of the large square product in the run
+    (start, end, and the profile's same-window one), recompute every roofline fraction against it,
+    and compute the headline.  Idempotent."""
+    mm = result.get("matmul")
+    if mm:
+        squares = list(mm["square"]) + ([mm["square_at_end"]] if mm.get("square_at_end") else [])
+        same = (result.get("profile") or {}).get("matmul_same_windows")
+        if same:
+            squares.append(same)
+        mm["roofline_gflop_per_s"] = max(s["gflop_per_s"] for s in squares)
+        _refresh_fractions(result)
+    result["headline"] = headline(result)
+    return result
+
+
+def _refresh_fractions(result: dict) -> None:
+    """Recompute every roofline fraction against the final (best) matmul throughput."""
+    roofline = result["matmul"]["roofline_gflop_per_s"]
+    rows = list(result.get("updates") or []) + list(result.get("scaling") or [])
+    rows += list((result.get("profile") or {}).get("variants") or [])
+    for row in rows:
+        row["roofline_fraction"] = row["gflop_per_s"] / roofline if roofline else None
+
+
+def default_result_path(results_dir: str | Path, mode: str, sections: tuple[str, ...] | None = None) -> Path:
+    """``<results_dir>/<backend>-<mode>.json`` (e.g. benchmarks/results/cpu-quick.json); a run of only
+    some sections gets their names appended (cpu-full-matmul-profile.json) so it replaces no full run."""
+    suffix = "".join(f"-{s}" for s in sections) if sections and set(sections) != set(SECTIONS) else ""
+    return Path(results_dir) / f"{jax.default_backend()}-{mode}{suffix}.json"
+
+
+def write_result(result: dict, path: str | Path) -> Path:
+    """Write ``result`` as indented JSON (non-finite floats as null), atomically."""
+    return write_text_atomic(path, json.dumps(_finite(result), indent=1) + "\n")
+
+
+def _finite(value):
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value

@@ -1,0 +1,62 @@
+"""What every section measures on: agents built from presets, and synthetic batches and datasets.
+
+Speed does not depend on the values in a batch, so the benchmarks use synthetic transitions with
+the shapes of the task (cube-single: 28-dimensional states, 5-dimensional actions) instead of
+reading a dataset from disk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from fidec.agents import Agent, AgentState, make_agent
+from fidec.presets import resolve_agent_config
+
+
+@dataclass(frozen=True)
+class Built:
+    """An agent, a fresh state and one batch for it."""
+
+    agent: Agent
+    state: AgentState
+    batch: dict[str, jax.Array]
+
+
+def synthetic_transitions(key: jax.Array, rows: int, obs_dim: int, action_dim: int) -> dict[str, jax.Array]:
+    """``rows`` random transitions with the layout of an update batch (actions in [-1, 1])."""
+    k_obs, k_act, k_rew, k_next = jax.random.split(key, 4)
+    return {
+        "observations": jax.random.normal(k_obs, (rows, obs_dim), jnp.float32),
+        "actions": jax.random.uniform(k_act, (rows, action_dim), jnp.float32, -1.0, 1.0),
+        "rewards": jax.random.normal(k_rew, (rows,), jnp.float32),
+        "masks": jnp.ones((rows,), jnp.float32),
+        "next_observations": jax.random.normal(k_next, (rows, obs_dim), jnp.float32),
+    }
+
+
+def build(
+    agent_name: str,
+    preset: str,
+    obs_dim: int,
+    action_dim: int,
+    overrides: dict[str, Any] | None = None,
+    seed: int = 0,
+) -> Built:
+    """Agent ``agent_name`` with the named network preset (and dotted ``overrides``), its state and a batch."""
+    config = resolve_agent_config(agent_name, presets=[preset], overrides=overrides or {})
+    agent = make_agent(agent_name, config, obs_dim, action_dim)
+    init_key, batch_key = jax.random.split(jax.random.PRNGKey(seed))
+    state = agent.init(init_key)
+    batch = synthetic_transitions(batch_key, config.batch_size, obs_dim, action_dim)
+    return Built(agent, state, batch)
+
+
+def network_summary(agent: Agent) -> str:
+    """'4 x 512, batch 256' style description of an agent's sizes."""
+    hidden = agent.config.network.actor_hidden
+    widths = f"{len(hidden)} x {hidden[0]}" if len(set(hidden)) == 1 else "-".join(map(str, hidden))
+    return f"{widths}, batch {agent.config.batch_size}"
