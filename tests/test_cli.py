@@ -36,7 +36,7 @@ def test_unknown_option_fails():
     assert result.exit_code != 0
 
 
-@pytest.mark.parametrize("command", ["train", "eval", "sweep", "report", "data", "bench"])
+@pytest.mark.parametrize("command", ["train", "eval", "sweep", "report", "data", "bench", "diagnose", "demo"])
 def test_every_subsystem_command_is_registered_with_help(command):
     result = CliRunner().invoke(app, [command, "--help"])
     assert result.exit_code == 0, result.output

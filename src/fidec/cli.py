@@ -77,6 +77,12 @@ from fidec.bench.commands import bench_command  # noqa: E402
 
 app.command("bench")(bench_command)
 
+from fidec.diagnostics.commands import app as diagnose_app  # noqa: E402
+from fidec.diagnostics.commands import demo_command  # noqa: E402
+
+app.add_typer(diagnose_app, name="diagnose")
+app.command("demo")(demo_command)
+
 
 def main() -> None:
     app()

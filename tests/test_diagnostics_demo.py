@@ -1,0 +1,122 @@
+"""``fidec demo``: residuals reach the common reward target, and the summary states the comparison honestly."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fidec.diagnostics.demo import (
+    PENALTIES,
+    BehaviourDemo,
+    DemoConfig,
+    RefinementResult,
+    quick_config,
+    run_demo,
+    summary_markdown,
+    verdict,
+)
+
+
+def _result(penalty, fraction, reward, true_kl):
+    return RefinementResult(
+        penalty=penalty, fraction=fraction, reward_target=reward, reward=reward, alpha=1.0, true_kl=true_kl,
+        true_kl_stderr=0.01, quadratic_kl=true_kl, second_order_kl=true_kl, jacobian_term=0.0,
+        fd_penalty_kl=true_kl, fold_fraction=0.0,
+    )  # fmt: skip
+
+
+def _demo(kls: dict[str, tuple[float, float]]) -> BehaviourDemo:
+    """A hand-made demo: per penalty, the true KL at rewards -0.6 (f = 0.25) and -0.4 (f = 0.5)."""
+    results = [
+        _result(p, f, r, kls[p][i]) for p in PENALTIES for i, (f, r) in enumerate(((0.25, -0.6), (0.5, -0.4)))
+    ]
+    grid = np.zeros((2, 2))
+    return BehaviourDemo(
+        name="band", goal=np.zeros(2), base_reward=-0.8, fisher_estimated=np.eye(2), fisher_exact=np.eye(2),
+        flow_loss=0.0, base_actions=np.zeros((1, 2)), refined={}, results=results,
+        grid={"x": grid, "y": grid, "log_density": grid},
+    )  # fmt: skip
+
+
+CONFIG = DemoConfig(reward_fractions=(0.25, 0.5), main_fraction=0.5)
+
+
+def test_summary_says_when_the_fisher_penalty_did_not_win():
+    demo = _demo({"isotropic": (0.5, 1.0), "fisher": (0.8, 2.0), "fisher_jacobian": (0.2, 0.4),
+                  "fisher_sym_jacobian": (0.5, 1.0)})  # fmt: skip
+    v = verdict(demo, 0.5)
+    assert v["fisher_kl"] == pytest.approx(2.0) and not v["fisher_smaller"]
+    assert v["fisher_jacobian_smaller"] and not v["fisher_sym_jacobian_smaller"]  # a tie is not a win
+    text = summary_markdown([demo], CONFIG, 1.0, "demo.png")
+    assert "Fisher (FD) did not reach a smaller true KL than the isotropic penalty" in text
+    assert "Fisher + ½tr(J²) reached a smaller true KL" in text
+
+
+def test_verdict_compares_at_equal_reward_on_the_frontier():
+    demo = _demo({p: (0.5, 1.0) for p in PENALTIES} | {"fisher": (0.1, 0.3)})
+    # The isotropic run reached -0.45 instead of its target -0.4: compare Fisher's frontier there.
+    demo.results = [r if (r.penalty, r.fraction) != ("isotropic", 0.5) else _result("isotropic", 0.5, -0.45, 0.9)
+                    for r in demo.results]  # fmt: skip
+    v = verdict(demo, 0.5)
+    expected = float(np.exp(np.interp(-0.45, [-0.6, -0.4], np.log([0.1, 0.3]))))
+    assert v["reward"] == -0.45 and v["fisher_kl"] == pytest.approx(expected) and v["fisher_smaller"]
+
+
+def test_config_refuses_bad_settings():
+    with pytest.raises(ValueError, match="unknown demo behaviours"):
+        DemoConfig(behaviours=("spiral",))
+    with pytest.raises(ValueError, match="main_fraction"):
+        DemoConfig(reward_fractions=(0.25,), main_fraction=0.5)
+
+
+@pytest.mark.slow
+def test_quick_demo_writes_a_consistent_figure_and_summary(tmp_path):
+    config = quick_config()
+    paths = run_demo(tmp_path, config)
+    assert paths["figure"].stat().st_size > 50_000
+    record = json.loads(paths["json"].read_text())
+    band = record["behaviours"]["band"]
+    runs = band["runs"]
+    assert len(runs) == len(PENALTIES) * len(config.reward_fractions)
+    base = band["base_reward"]
+    for run in runs:
+        # The Lagrange multiplier brings every residual to (about) its reward target.
+        assert abs(run["reward"] - run["reward_target"]) < 0.25 * abs(run["reward_target"] - base), run
+        assert run["true_kl"] > 0 and np.isfinite(run["quadratic_kl"])
+    # The summary's sentence follows the numbers.
+    v = band["verdict"]
+    assert v["fisher_smaller"] == (v["fisher_kl"] < v["isotropic_kl"])
+    text = paths["summary"].read_text()
+    phrase = "reached a smaller" if v["fisher_smaller"] else "did not reach a smaller"
+    assert f"Fisher (FD) {phrase} true KL" in text
+
+
+@pytest.mark.slow
+def test_evaluate_residuals_gives_each_residual_its_own_true_kl():
+    """Regression: a vmap over residual parameters once returned another value for some residuals."""
+    import jax
+    import jax.numpy as jnp
+
+    from fidec.diagnostics import kl, toy
+    from fidec.diagnostics.demo import evaluate_residuals
+    from fidec.networks import Residual
+
+    behaviour = toy.make_behaviour("mixture")
+    reward_fn = toy.goal_reward(np.array([0.7, 0.25], np.float32))
+    module = Residual((32, 32), 2, activation="gelu")
+    keys = jax.random.split(jax.random.PRNGKey(0), 6)
+    params = jax.vmap(lambda k: module.init(k, jnp.zeros((0,)), jnp.zeros((2,))))(keys)
+    params = jax.tree.map(lambda x: 3.0 * x, params)  # displacements large enough to matter
+    actions = behaviour.sample(jax.random.PRNGKey(1), 8192)
+    fisher = kl.exact_fisher(behaviour.log_density, actions)
+    metrics = evaluate_residuals(module, params, behaviour, reward_fn, actions[:512], actions, fisher, fisher)
+    obs = jnp.zeros((0,))
+    for i in range(6):
+        p = jax.tree.map(lambda x, i=i: x[i], params)
+        delta = lambda a, p=p: module.apply(p, obs, a)
+        plain = float(kl.true_kl(behaviour.log_density, delta, actions, 1.0, control_variate=False))
+        assert metrics["true_kl"][i] == pytest.approx(plain, rel=0.2, abs=2e-3), i
+        second = metrics["curvature_term"][i] + metrics["jacobian_term"][i]
+        assert metrics["true_kl"][i] == pytest.approx(second, rel=0.2, abs=2e-3), i
