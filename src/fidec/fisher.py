@@ -152,9 +152,37 @@ def jacobian_trace_square(
     With ``key=None`` the trace is exact (d Jacobian-vector products); otherwise Hutchinson's
     estimator E_z[(J^T z) . (J z)] with Rademacher z, costing one JVP and one VJP per probe.
     """
+    return jacobian_square(delta_fn, actions, key, num_probes, form="trace")
+
+
+JACOBIAN_FORMS = ("trace", "sym")
+
+
+def jacobian_square(
+    delta_fn: Callable[[jax.Array], jax.Array],
+    actions: jax.Array,
+    key: jax.Array | None = None,
+    num_probes: int = 1,
+    form: str = "trace",
+) -> jax.Array:
+    """Per-sample square of the Jacobian J = d delta / d a, in one of two forms:
+
+        "trace": tr(J^2) = E_z[(J^T z) . (J z)]: the exact second-order KL term, which is negative for
+                 rotation-like J and so unbounded below as a penalty;
+        "sym":   ||sym J||_F^2 = (tr(J^2) + ||J||_F^2) / 2 = E_z[((J^T z) . (J z) + ||J z||^2) / 2]:
+                 an upper bound on tr(J^2) that is never negative (sym J = (J + J^T) / 2).
+
+    ``key=None``: exact (d Jacobian-vector products); otherwise Hutchinson's estimator with
+    ``num_probes`` Rademacher probes z, one JVP and one VJP each.
+    """
+    if form not in JACOBIAN_FORMS:
+        raise ValueError(f"jacobian form must be one of {JACOBIAN_FORMS}, got {form!r}")
     if key is None:
         jac = jax.vmap(jax.jacfwd(delta_fn))(actions)
-        return jnp.einsum("bij,bji->b", jac, jac)
+        trace_sq = jnp.einsum("bij,bji->b", jac, jac)
+        if form == "trace":
+            return trace_sq
+        return 0.5 * (trace_sq + jnp.einsum("bij,bij->b", jac, jac))
 
     probes = jax.random.rademacher(key, (num_probes,) + actions.shape, dtype=actions.dtype)
 
@@ -163,7 +191,8 @@ def jacobian_trace_square(
             _, jz = jax.jvp(delta_fn, (a,), (z,))
             _, vjp = jax.vjp(delta_fn, a)
             (jtz,) = vjp(z)
-            return jnp.dot(jtz, jz)
+            cross = jnp.dot(jtz, jz)
+            return cross if form == "trace" else 0.5 * (cross + jnp.dot(jz, jz))
 
         return jnp.mean(jax.vmap(per_probe)(zs))
 

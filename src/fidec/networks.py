@@ -5,6 +5,7 @@
 - :class:`Residual`: FD's displacement delta_phi(s, a_hat).
 - :class:`OneStepPolicy`: FQL's mu(s, z).
 - :class:`CriticEnsemble`: E independent Q_i(s, a) (vmapped parameters), output (E, B).
+- :class:`Encoded`: any of the above behind its own pixel encoder, head(encoder(s), ...).
 
 Time embedding: the raw scalar t in [0, 1] is concatenated to the inputs by default (as in FQL,
 which the official FD code builds on); ``"fourier"`` uses [t, sin(2 pi k t), cos(2 pi k t)] for
@@ -173,3 +174,23 @@ class CriticEnsemble(nn.Module):
         obs = broadcast_state(obs, actions)
         q = ensemble(self.hidden, 1, self.activation, self.layer_norm)(jnp.concatenate([obs, actions], -1))
         return q[..., 0]
+
+
+class Encoded(nn.Module):
+    """A network with its own observation encoder: f(s, ...) = head(encoder(s), ...).
+
+    ``encode`` and ``from_features`` split the two, so that a caller can encode s once and reuse the
+    features (e.g. at every step of the flow's Euler rollout).  Parameters: {"encoder", "head"}.
+    """
+
+    encoder: nn.Module
+    head: nn.Module
+
+    def __call__(self, obs: jax.Array, *inputs: jax.Array) -> jax.Array:
+        return self.head(self.encoder(obs), *inputs)
+
+    def encode(self, obs: jax.Array) -> jax.Array:
+        return self.encoder(obs)
+
+    def from_features(self, features: jax.Array, *inputs: jax.Array) -> jax.Array:
+        return self.head(features, *inputs)

@@ -75,14 +75,14 @@ for _family, _target in [
     _base = TASK_PRESETS[_family]
     TASK_PRESETS[f"visual-{_family}"] = Preset(
         name=f"visual-{_family}",
-        overrides=dict(_base.overrides),
+        overrides={**_base.overrides, "encoder.name": "impala"},
         per_agent={
             **_base.per_agent,
             "fd": {**_base.per_agent["fd"], "target_divergence": _target},
             "iso": {**_base.per_agent["iso"], "target_divergence": _target},
         },
         source=_base.source,
-        description=f"OGBench visual {_family}",
+        description=f"OGBench visual {_family} (IMPALA encoder, 3 stacked frames, random shift p = 0.5)",
     )
 
 TASK_PRESETS["d4rl-antmaze"] = Preset(
@@ -140,6 +140,17 @@ NAMED_PRESETS: dict[str, Preset] = {
         },
         source="fidec (sized for 2 CPU cores)",
         description="3 x 256 MLPs, batch 256",
+    ),
+    "cpu-visual": Preset(
+        name="cpu-visual",
+        overrides={
+            "encoder.name": "tiny",
+            "network.actor_hidden": (64, 64),
+            "network.critic_hidden": (64, 64),
+            "batch_size": 32,
+        },
+        source="fidec (pixel smoke runs on 2 CPU cores)",
+        description="tiny CNN encoder (2 stride-2 convs, 32 features), 2 x 64 MLPs, batch 32",
     ),
     "tiny-networks": Preset(
         name="tiny-networks",

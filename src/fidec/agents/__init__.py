@@ -35,7 +35,7 @@ class Agent:
 
     name: str
     config: AgentConfig
-    obs_dim: int
+    obs_dim: int | tuple[int, ...]
     action_dim: int
     networks: Networks
     module: ModuleType = field(repr=False)
@@ -67,6 +67,12 @@ class Agent:
         mode = mode or self.config.action_mode
         if mode not in self.modes:
             raise ValueError(f"agent {self.name!r} supports action modes {list(self.modes)}, not {mode!r}")
+        if isinstance(self.obs_dim, tuple) and tuple(observations.shape[1:]) != self.obs_dim:
+            raise ValueError(
+                f"observations have shape {tuple(observations.shape[1:])} per sample; this pixel agent takes "
+                f"{self.obs_dim} ({self.config.encoder.frame_stack} stacked frames): wrap the environments "
+                "with fidec.data.visual.stack_frames(envs, agent.config.encoder.frame_stack)"
+            )
         return self._sample(state, observations, key, mode)
 
     def sample_actions_fn(self, mode: str | None = None) -> Callable:
@@ -75,13 +81,46 @@ class Agent:
         return partial(self.module.sample_actions, self.config, self.networks, mode=mode)
 
 
-def make_agent(name: str, config: AgentConfig, obs_dim: int, action_dim: int) -> Agent:
-    """Build agent ``name`` ("fd", "iso", "fql", "bcflow") for the given observation/action sizes."""
+def agent_input_shape(config: AgentConfig, obs_dim: int | tuple[int, ...]) -> int | tuple[int, ...]:
+    """What the networks take per sample: ``obs_dim`` for states; (H, W, C * frame_stack) for frames (H, W, C)."""
+    pixels = config.encoder.pixels
+    if isinstance(obs_dim, tuple | list) and pixels:
+        if len(obs_dim) != 3 or min(obs_dim) < 1:
+            raise ValueError(f"pixel observations need the frame shape (H, W, C), got {tuple(obs_dim)}")
+        h, w, c = (int(v) for v in obs_dim)
+        return (h, w, c * config.encoder.frame_stack)
+    if pixels:
+        raise ValueError(
+            f"agent.encoder.name={config.encoder.name!r} needs pixel observations: pass the frame shape (H, W, C) "
+            f"as obs_dim, not {obs_dim!r} (a visual dataset's obs_dim is that shape)"
+        )
+    if isinstance(obs_dim, tuple | list):
+        raise ValueError(
+            f"observations of shape {tuple(obs_dim)} need a pixel encoder: set agent.encoder.name to 'impala' "
+            "or 'tiny' (or pass a flat obs_dim for state vectors)"
+        )
+    if obs_dim < 1:
+        raise ValueError(f"obs_dim must be >= 1, got {obs_dim}")
+    return obs_dim
+
+
+def make_agent(name: str, config: AgentConfig, obs_dim: int | tuple[int, ...], action_dim: int) -> Agent:
+    """Build agent ``name`` ("fd", "iso", "fql", "bcflow") for the given observation/action sizes.
+
+    ``obs_dim``: the state size, or, with a pixel encoder, the shape (H, W, C) of one frame; the agent
+    then takes ``frame_stack`` frames stacked on the channel axis (its ``obs_dim`` is (H, W, C k)).
+    """
     if name not in REGISTRY:
         raise ValueError(f"unknown agent {name!r}; available agents: {', '.join(REGISTRY)}")
-    if obs_dim < 1 or action_dim < 1:
+    if action_dim < 1:
         raise ValueError(f"obs_dim and action_dim must be >= 1, got {obs_dim} and {action_dim}")
+    obs_dim = agent_input_shape(config, obs_dim)
     module = REGISTRY[name]
+    if config.action_mode not in module.MODES:
+        raise ValueError(
+            f"agent {name!r} supports action modes {list(module.MODES)}, not action_mode={config.action_mode!r}; "
+            f"set agent.action_mode to one of them"
+        )
     networks = build_networks(config, action_dim)
     update = jax.jit(partial(module.update, config, networks))
     sample = jax.jit(

@@ -38,6 +38,7 @@ def update(
     config: AgentConfig, networks: Networks, state: AgentState, batch: Batch
 ) -> tuple[AgentState, dict]:
     """One gradient step of L_bc (pure; jit it)."""
+    state, batch = common.prepare_batch(config, state, batch)
     rng, noise_key, time_key = jax.random.split(state.rng, 3)
     b, d = batch["actions"].shape
     noise = jax.random.normal(noise_key, (b, d))
@@ -58,7 +59,7 @@ def sample_actions(
     """a = clip(Euler rollout of the flow from x0 ~ N(0, I), -1, 1)."""
     if mode != "onestep":
         raise ValueError(f"bcflow has no critic, so it only supports action mode 'onestep' (got {mode!r})")
-    b, d = observations.shape[0], networks.flow.action_dim
+    b, d = observations.shape[0], networks.action_dim
     noise = jax.random.normal(key, (b, d))
     return jax.numpy.clip(
         common.sample_base_actions(networks, state.params["flow"], observations, noise, config.flow_steps),

@@ -18,8 +18,10 @@ import jax.numpy as jnp
 import optax
 
 from fidec.agents.config import AgentConfig
+from fidec.augment import augment_batch
+from fidec.encoders import make_encoder
 from fidec.flows import euler_sample
-from fidec.networks import CriticEnsemble, OneStepPolicy, Residual, VectorField
+from fidec.networks import CriticEnsemble, Encoded, OneStepPolicy, Residual, VectorField
 
 Batch = dict[str, jax.Array]
 Metrics = dict[str, jax.Array]
@@ -45,12 +47,16 @@ class AgentState(flax.struct.PyTreeNode):
 
 @dataclass(frozen=True)
 class Networks:
-    """The Flax modules of an agent (static: no parameters inside)."""
+    """The Flax modules of an agent (static: no parameters inside).
 
-    flow: VectorField
-    critic: CriticEnsemble
-    residual: Residual
-    onestep: OneStepPolicy
+    With a pixel encoder each module is an :class:`~fidec.networks.Encoded` (its own encoder + head).
+    """
+
+    flow: VectorField | Encoded
+    critic: CriticEnsemble | Encoded
+    residual: Residual | Encoded
+    onestep: OneStepPolicy | Encoded
+    action_dim: int = 0
 
 
 def build_networks(config: AgentConfig, action_dim: int) -> Networks:
@@ -61,19 +67,57 @@ def build_networks(config: AgentConfig, action_dim: int) -> Networks:
         activation=net.activation,
         layer_norm=net.actor_layer_norm,
     )
-    return Networks(
+    heads = dict(
         flow=VectorField(**actor, time_embedding=net.time_embedding),
         critic=CriticEnsemble(net.critic_hidden, net.num_critics, net.activation, net.critic_layer_norm),
         residual=Residual(**actor, init_scale=net.residual_init_scale),
         onestep=OneStepPolicy(**actor),
     )
+    if config.encoder.pixels:  # one encoder per network, as in the FQL family
+        heads = {k: Encoded(make_encoder(config.encoder), head) for k, head in heads.items()}
+    return Networks(**heads, action_dim=action_dim)
+
+
+def encode(module, params, observations: jax.Array) -> jax.Array:
+    """The network's features of s: its encoder's output, or s itself for a network without one."""
+    if isinstance(module, Encoded):
+        return module.apply(params, observations, method=Encoded.encode)
+    return observations
+
+
+def apply_head(module, params, features: jax.Array, *inputs: jax.Array) -> jax.Array:
+    """The network on already encoded features (= ``module.apply`` for a network without an encoder)."""
+    if isinstance(module, Encoded):
+        return module.apply(params, features, *inputs, method=Encoded.from_features)
+    return module.apply(params, features, *inputs)
+
+
+def observation_input(obs_dim: int | tuple[int, ...]) -> jax.Array:
+    """A dummy batch of one observation: float32 (1, obs_dim) for states, uint8 (1, H, W, C) for pixels."""
+    if isinstance(obs_dim, tuple):
+        return jnp.zeros((1, *obs_dim), jnp.uint8)
+    return jnp.zeros((1, obs_dim), jnp.float32)
+
+
+def prepare_batch(config: AgentConfig, state: AgentState, batch: Batch) -> tuple[AgentState, Batch]:
+    """Pixel agents: random-shift s and s' (same shift per sample, probability p) with a key split from
+    the agent's rng.  State agents: (state, batch) unchanged, so their random streams are untouched."""
+    enc = config.encoder
+    if not enc.pixels or enc.augment_prob == 0.0 or enc.shift_pad == 0:
+        return state, batch
+    rng, aug_key = jax.random.split(state.rng)
+    return state.replace(rng=rng), augment_batch(aug_key, batch, enc.shift_pad, enc.augment_prob)
 
 
 def init_params(
-    networks: Networks, key: jax.Array, obs_dim: int, action_dim: int, parts: tuple[str, ...]
+    networks: Networks,
+    key: jax.Array,
+    obs_dim: int | tuple[int, ...],
+    action_dim: int,
+    parts: tuple[str, ...],
 ) -> dict:
     """Initialise the parameters of the named networks (plus ``log_alpha`` when listed)."""
-    obs = jnp.zeros((1, obs_dim), jnp.float32)
+    obs = observation_input(obs_dim)
     act = jnp.zeros((1, action_dim), jnp.float32)
     t = jnp.zeros((1, 1), jnp.float32)
     keys = dict(zip(("flow", "critic", "residual", "onestep"), jax.random.split(key, 4), strict=True))
@@ -126,17 +170,33 @@ def polyak(online, target, tau: float):
     return jax.tree.map(lambda o, t: tau * o + (1.0 - tau) * t, online, target)
 
 
-def velocity_fn(networks: Networks, flow_params, observations: jax.Array) -> Callable:
-    """v(x, t) of the flow for the given states (broadcast over any sample axes of x)."""
-    return lambda x, t: networks.flow.apply(flow_params, observations, x, t)
+def velocity_fn(networks: Networks, flow_params, observations: jax.Array, sample_axes: int = 0) -> Callable:
+    """v(x, t) of the flow for the given states (broadcast over any sample axes of x).
+
+    s is encoded once here; the returned function reuses the features at every call (every Euler
+    step).  ``sample_axes`` inserts that many singleton axes after the batch axis of the features.
+    """
+    features = encode(networks.flow, flow_params, observations)
+    features = features.reshape(features.shape[:1] + (1,) * sample_axes + features.shape[1:])
+    return lambda x, t: apply_head(networks.flow, flow_params, features, x, t)
+
+
+def sample_from_features(networks: Networks, flow_params, features: jax.Array, noise: jax.Array, steps: int):
+    """Euler rollout of the flow from ``noise`` given the flow's features of s (no gradient)."""
+    flow_params = jax.lax.stop_gradient(flow_params)
+    return euler_sample(lambda x, t: apply_head(networks.flow, flow_params, features, x, t), noise, steps)
 
 
 def sample_base_actions(
     networks: Networks, flow_params, observations: jax.Array, noise: jax.Array, steps: int
 ):
-    """a_hat = Euler rollout of the flow from ``noise`` (no gradient: the flow is trained by L_bc only)."""
+    """a_hat = Euler rollout of the flow from ``noise`` (no gradient: the flow is trained by L_bc only).
+
+    s is encoded once before the rollout, not at every Euler step.
+    """
     flow_params = jax.lax.stop_gradient(flow_params)
-    return euler_sample(velocity_fn(networks, flow_params, observations), noise, steps)
+    features = encode(networks.flow, flow_params, observations)
+    return sample_from_features(networks, flow_params, features, noise, steps)
 
 
 def aggregate_q(qs: jax.Array, how: str) -> jax.Array:
@@ -193,10 +253,12 @@ def q_values(networks: Networks, critic_params, observations: jax.Array, actions
 
 def grad_norms(grads: dict) -> Metrics:
     """Global gradient norm of each parameter group."""
-    return {f"grad_norm/{k}": optax.global_norm(v) for k, v in grads.items()}
+    return {f"grad_norm/{k}": optax.tree.norm(v) for k, v in grads.items()}
 
 
-def check_batch(batch: Batch, obs_dim: int | None = None, action_dim: int | None = None) -> None:
+def check_batch(
+    batch: Batch, obs_dim: int | tuple[int, ...] | None = None, action_dim: int | None = None
+) -> None:
     """Fail early, with the expected layout, on a malformed batch (runs at trace time only)."""
     missing = [k for k in BATCH_KEYS if k not in batch]
     if missing:
@@ -213,7 +275,13 @@ def check_batch(batch: Batch, obs_dim: int | None = None, action_dim: int | None
         raise ValueError(
             f"batch['actions'] has {batch['actions'].shape[-1]} dims, the agent was built for {action_dim}"
         )
-    if obs_dim is not None and batch["observations"].shape[-1] != obs_dim:
+    if isinstance(obs_dim, tuple):
+        if tuple(batch["observations"].shape[1:]) != obs_dim:
+            raise ValueError(
+                f"batch['observations'] has shape {tuple(batch['observations'].shape[1:])} per sample, the agent "
+                f"was built for frames {obs_dim} (H, W, channels x frame_stack)"
+            )
+    elif obs_dim is not None and batch["observations"].shape[-1] != obs_dim:
         raise ValueError(
             f"batch['observations'] has {batch['observations'].shape[-1]} dims, the agent was built for {obs_dim}"
         )

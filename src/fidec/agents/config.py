@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from fidec.encoders import EncoderConfig
 from fidec.fisher import FisherConfig
 from fidec.networks import NetworkConfig
 
@@ -17,6 +18,7 @@ class AgentConfig:
     Attributes:
         network: network sizes and options (4 x 512 GELU, LayerNorm in the critic).
         fisher: how FD estimates the per-state Fisher metric.
+        encoder: pixel observations: encoder ("none" for state vectors), frame stacking, random shift.
         lr: Adam learning rate for all networks.
         alpha_lr: Adam learning rate of log_alpha (Lagrange multiplier).
         batch_size: minibatch size.
@@ -31,6 +33,8 @@ class AgentConfig:
         jacobian_weight: FD / iso: weight w of the Jacobian term, penalty += w * tr((d delta/d a)^2) / d
             (0 = the paper's penalty; beyond the paper, see METHOD.md section 4).
         jacobian_probes: Hutchinson probes for that term (0 = exact trace, d JVPs).
+        jacobian_form: "sym" (default): ||sym J||_F^2, a non-negative upper bound; "trace": tr(J^2), the
+            exact second-order term, which a residual can drive negative (see docs/diagnostics.md).
         action_mode: evaluation action selection: "onestep", "best_of_n" or "iterative".
         num_action_samples: N for best-of-N.
         refine_iterations: residual applications for iterative refinement.
@@ -38,6 +42,7 @@ class AgentConfig:
 
     network: NetworkConfig = field(default_factory=NetworkConfig)
     fisher: FisherConfig = field(default_factory=FisherConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
     lr: float = 3e-4
     alpha_lr: float = 3e-4
     batch_size: int = 256
@@ -51,6 +56,7 @@ class AgentConfig:
     normalize_q_loss: bool = False
     jacobian_weight: float = 0.0
     jacobian_probes: int = 1
+    jacobian_form: str = "sym"
     action_mode: str = "onestep"
     num_action_samples: int = 8
     refine_iterations: int = 3
@@ -68,6 +74,10 @@ class AgentConfig:
             (self.target_divergence > 0, f"target_divergence must be > 0, got {self.target_divergence}"),
             (self.jacobian_weight >= 0, f"jacobian_weight must be >= 0, got {self.jacobian_weight}"),
             (self.jacobian_probes >= 0, f"jacobian_probes must be >= 0, got {self.jacobian_probes}"),
+            (
+                self.jacobian_form in ("sym", "trace"),
+                f"jacobian_form must be 'sym' or 'trace', got {self.jacobian_form!r}",
+            ),
             (
                 self.action_mode in ACTION_MODES,
                 f"action_mode must be one of {ACTION_MODES}, got {self.action_mode!r}",

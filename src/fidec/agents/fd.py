@@ -28,7 +28,7 @@ from fidec.agents.config import AgentConfig
 from fidec.fisher import (
     condition_number,
     fisher_from_scores,
-    jacobian_trace_square,
+    jacobian_square,
     perturbed_times,
     quadratic_penalty,
 )
@@ -68,7 +68,7 @@ def fisher_metrics_for_batch(
     samples = jax.lax.stop_gradient(samples)
     noise = jax.random.normal(noise_key, samples.shape, samples.dtype)
     t = perturbed_times(time_key, samples.shape[:-1], fc, samples.dtype)
-    v = common.velocity_fn(networks, jax.lax.stop_gradient(flow_params), observations[:, None, :])
+    v = common.velocity_fn(networks, jax.lax.stop_gradient(flow_params), observations, sample_axes=1)
     scores = score_at(v, samples, noise, t, fc.estimator)
     return fisher_from_scores(scores, fc.damping, fc.normalize, fc.norm_eps)
 
@@ -81,12 +81,16 @@ def rollouts(
     With ``fisher.source == "dataset"`` (or no Fisher metric) only a_hat and a_hat' are rolled out and
     the Fisher samples are the dataset actions (noised M times inside the score).
     """
-    obs, next_obs = batch["observations"], batch["next_observations"]
     b, d = batch["actions"].shape
     m = config.fisher.num_samples if (use_fisher and config.fisher.source == "flow") else 1
-    all_obs = jnp.concatenate([jnp.repeat(obs, m, axis=0), next_obs], axis=0)
+    flow_params = jax.lax.stop_gradient(state.params["flow"])
+    # s and s' are encoded once (before repeating and before the Euler steps).
+    both = common.encode(
+        networks.flow, flow_params, jnp.concatenate([batch["observations"], batch["next_observations"]])
+    )
+    features = jnp.concatenate([jnp.repeat(both[:b], m, axis=0), both[b:]], axis=0)
     noise = jax.random.normal(key, (b * m + b, d))
-    out = common.sample_base_actions(networks, state.params["flow"], all_obs, noise, config.flow_steps)
+    out = common.sample_from_features(networks, flow_params, features, noise, config.flow_steps)
     samples = out[: b * m].reshape(b, m, d)
     next_base = out[b * m :]
     if use_fisher and config.fisher.source == "dataset":
@@ -98,19 +102,21 @@ def rollouts(
 def penalty_terms(
     config: AgentConfig, networks: Networks, residual_params, obs, base_actions, delta, metric, key
 ) -> tuple[jax.Array, jax.Array]:
-    """Per-state penalty delta^T F_n delta / d (+ w tr((d delta / d a)^2) / d when jacobian_weight > 0)."""
+    """Per-state penalty delta^T F_n delta / d (+ w ||sym J||^2 / d, or w tr(J^2) / d, when jacobian_weight > 0,
+    J = d delta / d a_hat; see ``jacobian_form``)."""
     quad = quadratic_penalty(delta, metric)
     if config.jacobian_weight == 0.0:
         return quad, jnp.zeros_like(quad)
+    obs = common.encode(networks.residual, residual_params, obs)  # per-state Jacobians act on features
 
     def delta_single(o, a):
-        return networks.residual.apply(residual_params, o, a)
+        return common.apply_head(networks.residual, residual_params, o, a)
 
     d = delta.shape[-1]
     probe_key = None if config.jacobian_probes == 0 else key
     jac = jax.vmap(
-        lambda o, a, k: jacobian_trace_square(
-            lambda x: delta_single(o, x), a[None], k, max(config.jacobian_probes, 1)
+        lambda o, a, k: jacobian_square(
+            lambda x: delta_single(o, x), a[None], k, max(config.jacobian_probes, 1), config.jacobian_form
         )[0],
         in_axes=(0, 0, None if probe_key is None else 0),
     )(obs, base_actions, None if probe_key is None else jax.random.split(probe_key, obs.shape[0]))
@@ -169,6 +175,7 @@ def update(
     config: AgentConfig, networks: Networks, state: AgentState, batch: Batch, use_fisher: bool = USE_FISHER
 ):
     """One gradient step of FD (pure; jit it).  Returns (new state, metrics)."""
+    state, batch = common.prepare_batch(config, state, batch)
     rng, roll_key, fisher_key, bc_key, t_key, jac_key = jax.random.split(state.rng, 6)
     b, d = batch["actions"].shape
     base, samples, next_base = rollouts(config, networks, state, batch, roll_key, use_fisher)
@@ -204,14 +211,14 @@ def sample_actions(
     key: jax.Array,
     mode: str,
 ) -> jax.Array:
-    """Actions for a batch of states (B, obs_dim) -> (B, d).
+    """Actions for a batch of states (B, obs_dim) or stacked frames (B, H, W, C k) -> (B, d).
 
     onestep: clip(a_hat + delta(s, a_hat)).  best_of_n: N base samples, refine each, keep the highest Q.
     iterative: a_{k+1} = clip(a_k + delta(s, a_k)) for k < refine_iterations, keep the iterate of highest Q.
     """
     params = state.params
     b = observations.shape[0]
-    d = networks.flow.action_dim
+    d = networks.action_dim
     if mode == "onestep":
         base = common.sample_base_actions(
             networks, params["flow"], observations, jax.random.normal(key, (b, d)), config.flow_steps

@@ -60,6 +60,7 @@ def update(
     config: AgentConfig, networks: Networks, state: AgentState, batch: Batch
 ) -> tuple[AgentState, dict]:
     """One gradient step of FQL (pure; jit it)."""
+    state, batch = common.prepare_batch(config, state, batch)
     rng, z_key, next_key, bc_key, t_key = jax.random.split(state.rng, 5)
     b, d = batch["actions"].shape
     z = jax.random.normal(z_key, (b, d))
@@ -99,7 +100,7 @@ def sample_actions(
 ) -> jax.Array:
     """onestep: clip(mu(s, z)).  best_of_n: N draws of z, keep the action of highest Q."""
     params = state.params
-    b, d = observations.shape[0], networks.onestep.action_dim
+    b, d = observations.shape[0], networks.action_dim
     if mode == "onestep":
         return jnp.clip(
             networks.onestep.apply(params["onestep"], observations, jax.random.normal(key, (b, d))), -1.0, 1.0

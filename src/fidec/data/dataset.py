@@ -128,8 +128,13 @@ def sample_batch(arrays: Mapping[str, jax.Array], key: jax.Array, batch_size: in
     """Uniform minibatch with replacement: rows i_1..i_B ~ U{0..N-1} i.i.d., drawn from ``key`` alone.
 
     Pure and jittable (``batch_size`` static): the same key gives the same batch. Returns the
-    :data:`BATCH_KEYS` present in ``arrays``.
+    :data:`BATCH_KEYS` present in ``arrays``.  Arrays of a :class:`~fidec.data.visual.VisualDataset`
+    (``frames`` + stack indices) give frame-stacked uint8 observations (see ``sample_stacked_batch``).
     """
+    if "frames" in arrays:
+        from fidec.data.visual import sample_stacked_batch
+
+        return sample_stacked_batch(arrays, key, batch_size)
     size = arrays["observations"].shape[0]
     indices = jax.random.randint(key, (batch_size,), 0, size)
     return {k: jnp.take(arrays[k], indices, axis=0) for k in BATCH_KEYS if k in arrays}

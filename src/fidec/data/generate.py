@@ -19,7 +19,10 @@ repository, which are not part of the wheel), re-expressed here:
 - N training episodes and N // 10 validation episodes (at least 1 here, so tiny test datasets have a
   validation file); official N: 1000 (cube-single/double, scene, puzzle-3x3/4x4), 3000 (cube-triple,
   puzzle-4x5), 5000 (cube-quadruple, puzzle-4x6).
-- Keys and dtypes: ``observations``, ``actions``, ``qpos``, ``qvel`` float32; ``terminals`` bool;
+- ``visual-`` names roll out the same oracles in the pixel environment, whose observations are the rendered
+  64x64x3 uint8 frames (the official route: rendering, a few frames per second on a CPU, dominates the cost).
+- Keys and dtypes: ``observations``, ``actions``, ``qpos``, ``qvel`` float32 (uint8 frames for ``visual-``);
+  ``terminals`` bool;
   ``button_states`` int64 (scene, puzzle). ``qpos``/``qvel``/``button_states`` hold the state *before*
   the action of the row (``info['prev_*']``), matching the row's observation.
 
@@ -97,11 +100,11 @@ def official_plan(
 ) -> GenerationPlan:
     """The official OGBench settings for ``dataset_name`` (e.g. ``cube-single-play-v0``)."""
     env, dataset_type, visual = parse_dataset_name(dataset_name)
-    if visual or env not in MANIPULATION_ENVS or dataset_type not in ("play", "noisy"):
+    if env not in MANIPULATION_ENVS or dataset_type not in ("play", "noisy"):
         raise UnknownTaskError(
-            f"fidec generates state-based OGBench manipulation datasets only ({', '.join(MANIPULATION_ENVS)} "
-            f"with 'play' or 'noisy'), not {dataset_name!r}. Locomotion datasets need OGBench's trained expert "
-            "policies; pixel datasets can be rendered later from the generated qpos/qvel."
+            f"fidec generates OGBench manipulation datasets only ({', '.join(MANIPULATION_ENVS)} "
+            f"with 'play' or 'noisy', optionally 'visual-'), not {dataset_name!r}. Locomotion datasets need "
+            "OGBench's trained expert policies."
         )
     num_episodes = OFFICIAL_NUM_EPISODES[env] if num_episodes is None else int(num_episodes)
     if num_episodes < 1:
@@ -113,7 +116,7 @@ def official_plan(
     p_random = 0.0 if dataset_type == "play" else (0.2 if env.startswith("puzzle") else 0.1)
     return GenerationPlan(
         dataset_name=dataset_name,
-        env_id=f"{env}-v0",
+        env_id=f"{'visual-' if visual else ''}{env}-v0",
         dataset_type=dataset_type,
         num_episodes=num_episodes,
         num_val_episodes=max(1, num_episodes // 10),
@@ -124,6 +127,11 @@ def official_plan(
 
 
 # ----------------------------------------------------------------------------------------------- rollout
+
+
+def _family(plan: GenerationPlan) -> str:
+    """The environment id without the pixel prefix ('visual-cube-single-v0' -> 'cube-single-v0')."""
+    return plan.env_id.removeprefix("visual-")
 
 
 def _make_oracles(env, plan: GenerationPlan) -> dict:
@@ -138,9 +146,9 @@ def _make_oracles(env, plan: GenerationPlan) -> dict:
 
     if plan.dataset_type == "play":
         noise = dict(noise=plan.noise, noise_smoothing=plan.noise_smoothing)
-        if plan.env_id.startswith("cube"):
+        if _family(plan).startswith("cube"):
             return {"cube": CubePlanOracle(env=env, **noise)}
-        if plan.env_id.startswith("scene"):
+        if _family(plan).startswith("scene"):
             return {
                 "cube": CubePlanOracle(env=env, **noise),
                 "button": ButtonPlanOracle(env=env, **noise),
@@ -149,9 +157,9 @@ def _make_oracles(env, plan: GenerationPlan) -> dict:
             }
         return {"button": ButtonPlanOracle(env=env, gripper_always_closed=True, **noise)}
     markov = dict(min_norm=plan.min_norm)
-    if plan.env_id.startswith("cube"):
+    if _family(plan).startswith("cube"):
         return {"cube": CubeMarkovOracle(env=env, **markov)}
-    if plan.env_id.startswith("scene"):
+    if _family(plan).startswith("scene"):
         return {
             "cube": CubeMarkovOracle(env=env, max_step=100, **markov),
             "button": ButtonMarkovOracle(env=env, **markov),
@@ -225,7 +233,7 @@ def rollout_episode(env, oracles: dict, plan: GenerationPlan, episode: int) -> d
                 rows["button_states"].append(info["prev_button_states"])
             ob = next_ob
         episode_arrays = _official_dtypes(rows)
-        if not plan.env_id.startswith("scene") or _scene_episode_is_healthy(episode_arrays["qpos"]):
+        if not _family(plan).startswith("scene") or _scene_episode_is_healthy(episode_arrays["qpos"]):
             return episode_arrays
     raise RuntimeError(
         f"Episode {episode} of {plan.dataset_name}: no healthy scene episode in 1000 attempts."
@@ -234,6 +242,8 @@ def rollout_episode(env, oracles: dict, plan: GenerationPlan, episode: int) -> d
 
 def _official_dtypes(rows: dict[str, list]) -> dict[str, np.ndarray]:
     dtypes = {"terminals": bool, "button_states": np.int64}
+    if np.asarray(rows["observations"][0]).dtype == np.uint8:
+        dtypes["observations"] = np.uint8  # rendered frames of visual- environments
     return {k: np.asarray(v, dtype=dtypes.get(k, np.float32)) for k, v in rows.items()}
 
 
@@ -248,6 +258,10 @@ def _environment_and_oracles(plan: GenerationPlan) -> tuple:
     if key not in _WORKER_ENVS:
         import gymnasium
         import ogbench.manipspace  # noqa: F401  (registers the environments)
+
+        from fidec.envs.headless import configure_headless
+
+        configure_headless()
 
         env = gymnasium.make(
             plan.env_id,

@@ -59,10 +59,12 @@ def episode_lengths(terminals: np.ndarray) -> np.ndarray:
 def dataset_summary(dataset: Dataset) -> dict[str, Any]:
     """Summary of loaded transitions."""
     lengths = episode_lengths(dataset.terminals)
+    pixels = isinstance(dataset.obs_dim, tuple)  # a VisualDataset: one frame's shape
+    obs_shape = dataset.obs_dim if pixels else tuple(dataset.observations.shape[1:])
     episode_returns = np.add.reduceat(dataset.rewards, np.concatenate([[0], np.cumsum(lengths)[:-1]]))
     return {
         "transitions": dataset.size,
-        "obs_shape": tuple(dataset.observations.shape[1:]),
+        "obs_shape": obs_shape,
         "action_dim": dataset.action_dim,
         "episodes": len(lengths),
         "episode_length": _stats(lengths),

@@ -116,7 +116,9 @@ def load_dataset(
         try:
             return load_ogbench(env_name, dataset_dir=dataset_dir, action_policy=action_policy)
         except DatasetNotFoundError:
-            if not (generate_if_missing and spec.is_manipulation and not spec.visual):
+            # Rendering runs at a few frames per second on a CPU: pixel data only when episodes are given.
+            renderable = not spec.visual or episodes is not None
+            if not (generate_if_missing and spec.is_manipulation and renderable):
                 raise
         from fidec.data.generate import generate
 

@@ -74,12 +74,18 @@ def load_ogbench(
     action_policy: ActionPolicy = "refuse",
 ) -> tuple[Dataset, Dataset]:
     """(train, val) for an OGBench single-task name, from ``<dataset_dir>/<dataset>.npz`` (+ ``-val.npz``)
-    or from an explicit ``dataset_path`` to the training file (its ``-val`` sibling must exist too)."""
+    or from an explicit ``dataset_path`` to the training file (its ``-val`` sibling must exist too).
+
+    ``visual-`` names give :class:`fidec.data.visual.VisualDataset` (frames memory-mapped, 3-frame stacks)."""
     import ogbench
 
     spec = parse_task(task_name)
     if spec.benchmark != "ogbench":
         raise ValueError(f"{task_name!r} is not an OGBench task.")
+    if spec.visual:  # frames stored once, stacked on device: see fidec.data.visual
+        from fidec.data.visual import load_visual_ogbench
+
+        return load_visual_ogbench(task_name, dataset_dir, dataset_path, action_policy=action_policy)
     if dataset_path is None:
         train_path, val_path = ogbench_files(data_dir(dataset_dir), spec.dataset_name)
     else:

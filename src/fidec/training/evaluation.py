@@ -115,6 +115,20 @@ def evaluate_seeds(
     return out
 
 
+def eval_envs_for(agent_config, env_name: str, episodes: int, num_envs: int | None = None) -> list | None:
+    """Evaluation environments for a pixel agent (frames stacked as in training); None for state agents,
+    whose environments the evaluator builds itself."""
+    encoder = agent_config.encoder
+    if not encoder.pixels:
+        return None
+    from fidec.data.visual import stack_frames
+    from fidec.envs import make_eval_envs
+    from fidec.envs.evaluate import DEFAULT_NUM_ENVS
+
+    count = min(episodes, num_envs or DEFAULT_NUM_ENVS)
+    return stack_frames(make_eval_envs(env_name, count, seed=0), encoder.frame_stack)
+
+
 def score_of(results: dict[str, Any], metric: str) -> float | None:
     value = results.get(metric)
     return None if value is None else float(value)
@@ -157,8 +171,9 @@ def evaluate_run(
     episodes = episodes or config.eval_episodes or 50
     mode = action_mode or config.action_mode
     video_dir = paths.videos / f"step_{found.step}" if video else None
+    envs = eval_envs_for(config.agent, config.env, episodes, num_envs)
     results = evaluate_seeds(
-        agent, states, config.seeds, config.env, found.step, episodes, mode, evaluator, num_envs, video_dir
+        agent, states, config.seeds, config.env, found.step, episodes, mode, evaluator, num_envs, video_dir, envs
     )
     metric = score_metric(config.env)
     mean, std = mean_std([score_of(r, metric) for r in results.values()])

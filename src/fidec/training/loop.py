@@ -128,6 +128,8 @@ def load_training_data(config: TrainConfig) -> Dataset:
         dataset_path=config.dataset,
         generation_workers=os.cpu_count() or 1,
     )
+    if hasattr(train_set, "with_frame_stack"):  # pixel datasets stack frames when a batch is drawn
+        train_set = train_set.with_frame_stack(config.agent.encoder.frame_stack)
     return train_set
 
 
@@ -375,6 +377,11 @@ class _Run:
 
             count = min(self.config.eval_episodes, self.config.eval_num_envs or DEFAULT_NUM_ENVS)
             self.eval_envs = make_eval_envs(self.config.env, count, seed=0)
+            encoder = self.config.agent.encoder
+            if encoder.pixels:
+                from fidec.data.visual import stack_frames
+
+                self.eval_envs = stack_frames(self.eval_envs, encoder.frame_stack)
         results = evaluate_seeds(
             self.agent,
             agent_states,
