@@ -60,8 +60,9 @@ def _print_config(config) -> None:
     from fidec.training.config import describe_config
 
     table = Table(title=f"resolved config ({config.agent_name} on {config.env}, scale {config.scale})")
-    for column in ("key (--set KEY=VALUE)", "type", "value"):
-        table.add_column(column)
+    table.add_column("key (--set KEY=VALUE)", no_wrap=True)  # keys stay whole: they are typed back in
+    table.add_column("type", overflow="fold")
+    table.add_column("value", overflow="fold")
     for key, type_name, value in describe_config(config):
         table.add_row(key, type_name, value)
     Console().print(table)
