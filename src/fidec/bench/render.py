@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from fidec.atomic import write_text_atomic
 from fidec.bench.settings import REFERENCE_FD, SECTIONS
 
 INTRO = """\
@@ -649,14 +649,6 @@ def load_results(results_dir: str | Path) -> list[dict]:
     return results
 
 
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
 
 
 def render_docs(results_dir: str | Path, docs_path: str | Path, extra: Sequence[dict] = ()) -> Path:

@@ -9,7 +9,6 @@ so a load change during the run cannot flatter the fractions.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 import traceback
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import jax
 
+from fidec.atomic import write_json_atomic
 from fidec.bench import (
     env_speed,
     fisher_estimators,
@@ -28,7 +28,6 @@ from fidec.bench import (
     scaling,
     update_speed,
 )
-from fidec.bench.render import write_text_atomic
 from fidec.bench.settings import (
     PAPER_PRESET,
     REFERENCE_FD,
@@ -249,7 +248,7 @@ def default_result_path(results_dir: str | Path, mode: str, sections: tuple[str,
 
 def write_result(result: dict, path: str | Path) -> Path:
     """Write ``result`` as indented JSON (non-finite floats as null), atomically."""
-    return write_text_atomic(path, json.dumps(_finite(result), indent=1) + "\n")
+    return write_json_atomic(path, _finite(result), indent=1)
 
 
 def _finite(value):

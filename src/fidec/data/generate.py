@@ -50,6 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fidec.atomic import write_json_atomic
 from fidec.data.npz import read_npz, write_npz_atomic
 from fidec.data.paths import generated_dataset_dir, ogbench_files
 from fidec.envs.registry import MANIPULATION_ENVS, UnknownTaskError, parse_dataset_name
@@ -396,13 +397,6 @@ def generate(
     return GenerationResult(train_path, val_path, total_steps, seconds, cached=False, generated_steps=steps)
 
 
-def write_json_atomic(path: Path, record: dict) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    with open(temporary, "w") as stream:
-        json.dump(record, stream, indent=2)
-        stream.flush()
-        os.fsync(stream.fileno())
-    os.replace(temporary, path)
 
 
 def generate_dataset(

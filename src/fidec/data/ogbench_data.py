@@ -21,7 +21,7 @@ import numpy as np
 
 from fidec.data.dataset import Dataset
 from fidec.data.npz import check_ogbench_layout
-from fidec.data.paths import data_dir, ogbench_files, val_path_for
+from fidec.data.paths import dataset_files
 from fidec.data.validate import (
     ActionPolicy,
     DatasetError,
@@ -86,11 +86,7 @@ def load_ogbench(
         from fidec.data.visual import load_visual_ogbench
 
         return load_visual_ogbench(task_name, dataset_dir, dataset_path, action_policy=action_policy)
-    if dataset_path is None:
-        train_path, val_path = ogbench_files(data_dir(dataset_dir), spec.dataset_name)
-    else:
-        train_path = Path(dataset_path).expanduser()
-        val_path = val_path_for(train_path)
+    train_path, val_path = dataset_files(spec.dataset_name, dataset_dir, dataset_path)
     if not (train_path.exists() and val_path.exists()):
         raise DatasetNotFoundError(missing_dataset_message(spec, train_path, val_path))
     headers = {}

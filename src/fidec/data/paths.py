@@ -45,3 +45,14 @@ def val_path_for(train_path: str | os.PathLike) -> Path:
     """OGBench's rule for the validation file beside a training file: ``x.npz`` -> ``x-val.npz``."""
     train_path = Path(train_path)
     return train_path.with_name(train_path.name[: -len(".npz")] + "-val.npz")
+
+
+def dataset_files(
+    dataset_name: str, dataset_dir: str | os.PathLike | None, dataset_path: str | os.PathLike | None
+) -> tuple[Path, Path]:
+    """(train, val) of a task's dataset: the explicit training file and its ``-val`` sibling, or else
+    the official names in :func:`data_dir` (``dataset_dir``, ``$FIDEC_DATA_DIR``, ``~/.ogbench/data``)."""
+    if dataset_path is None:
+        return ogbench_files(data_dir(dataset_dir), dataset_name)
+    train_path = Path(dataset_path).expanduser()
+    return train_path, val_path_for(train_path)

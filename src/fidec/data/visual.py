@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fidec.data.npz import check_ogbench_layout
-from fidec.data.paths import cache_dir, data_dir, ogbench_files, val_path_for
+from fidec.data.paths import cache_dir, dataset_files
 from fidec.data.validate import ActionPolicy, DatasetError, check_action_range, check_finite, file_read_error
 
 INFO_KEYS: tuple[str, ...] = ("qpos", "qvel", "button_states")
@@ -374,11 +374,7 @@ def load_visual_ogbench(
     spec = parse_task(task_name)
     if not spec.visual:
         raise ValueError(f"{task_name!r} is not a visual task (its name has no 'visual-' prefix)")
-    if dataset_path is None:
-        train_path, val_path = ogbench_files(data_dir(dataset_dir), spec.dataset_name)
-    else:
-        train_path = Path(dataset_path).expanduser()
-        val_path = val_path_for(train_path)
+    train_path, val_path = dataset_files(spec.dataset_name, dataset_dir, dataset_path)
     if not (train_path.exists() and val_path.exists()):
         missing = [str(p) for p in (train_path, val_path) if not p.exists()]
         raise DatasetNotFoundError(

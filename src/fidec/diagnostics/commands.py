@@ -5,12 +5,12 @@ Each command writes a figure (PNG) and the numbers behind it (JSON) to ``--out``
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import replace
 from pathlib import Path
 
 import typer
+
+from fidec.atomic import write_json_atomic
 
 app = typer.Typer(
     name="diagnose",
@@ -26,12 +26,6 @@ EXIT_BAD_INPUT = 2
 def _fail(message: str) -> typer.Exit:
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     return typer.Exit(EXIT_BAD_INPUT)
-
-
-def _write_json(path: Path, record: dict) -> None:
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(json.dumps(record, indent=2, allow_nan=True) + "\n")
-    os.replace(temporary, path)
 
 
 def _scales(scale_min: float, scale_max: float, num_scales: int):
@@ -113,7 +107,7 @@ def kl_command(
             figure = plots.plot_kl_scan(
                 scan, out / f"{stem}.png", f"KL validity: {behaviour} behaviour, {field} displacement field"
             )
-            _write_json(out / f"{stem}.json", {"behaviour": behaviour, "field": field, **scan.to_dict()})
+            write_json_atomic(out / f"{stem}.json", {"behaviour": behaviour, "field": field, **scan.to_dict()})
             table = Table(title=f"{behaviour} / {field}: FD's quadratic valid (ratio in [0.9, 1.1]) up to "
                           f"c = {_fmt(scan.valid_scale('quadratic'))}; second order up to "
                           f"c = {_fmt(scan.valid_scale('second_order'))}")  # fmt: skip
@@ -147,7 +141,7 @@ def kl_command(
             stem = f"kl_run_step{result.step}"
             figure = plots.plot_run_kl(result, out / f"{stem}.png")
             record = result.to_dict()
-            _write_json(out / f"{stem}.json", record)
+            write_json_atomic(out / f"{stem}.json", record)
             table = Table(title=f"{result.agent} on {result.env}, step {result.step}, seed {result.seed}: "
                           f"{record['fraction_inside_valid_region']:.0%} of states inside the valid region at c = 1")  # fmt: skip
             for column in ("state", "true KL", "FD quadratic", "FD quad. (F est.)", "second order",
@@ -212,7 +206,7 @@ def perturbed_time_command(
         raise _fail(str(exc)) from None
     out.mkdir(parents=True, exist_ok=True)
     figure = plots.plot_perturbed_time(result, out / "perturbed_time.png")
-    _write_json(out / "perturbed_time.json", result.to_dict())
+    write_json_atomic(out / "perturbed_time.json", result.to_dict())
     table = Table(title=f"Optimum eps of the Fisher estimate (M = {samples_per_state} samples per estimate)")
     for column in ("estimator", "metric", "optimum eps", "t_eps", "error at optimum", "error at eps=0.02",
                    "delta^(1/4)"):  # fmt: skip

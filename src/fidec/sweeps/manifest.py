@@ -15,8 +15,6 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import json
-import os
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -25,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fidec.atomic import write_json_atomic
 from fidec.sweeps.spec import SweepSpec, Trial
 
 MANIFEST_NAME = "manifest.json"
@@ -163,7 +162,7 @@ class Manifest:
             "updated": time.time(),
             "trials": {trial_id: record.to_json() for trial_id, record in self.trials.items()},
         }
-        write_json_atomic(self.path, data)
+        write_json_atomic(self.path, data, indent=1)
 
 
 def read_manifest(out_dir: str | Path) -> Manifest:
@@ -188,19 +187,6 @@ def read_manifest(out_dir: str | Path) -> Manifest:
     return Manifest(out_dir, data.get("name", out_dir.name), data.get("spec", {}), trials)
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temporary file in the same folder, fsync it, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @contextmanager

@@ -151,9 +151,10 @@ def evaluate_run(
     """
     import sys
 
+    from fidec.atomic import write_json_atomic
     from fidec.training.blocks import state_template
     from fidec.training.checkpoint import CheckpointError, load_latest_checkpoint, unflatten_tree
-    from fidec.training.rundir import RunPaths, read_config, write_json_atomic
+    from fidec.training.rundir import RunPaths, read_config
     from fidec.training.summary import mean_std
 
     config, record = read_config(run_dir)

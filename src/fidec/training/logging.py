@@ -13,12 +13,13 @@ import csv
 import io
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from fidec.atomic import write_text_atomic
 
 FIRST_COLUMNS = ("step", "seed", "phase")
 
@@ -30,12 +31,6 @@ def _clean(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     return value
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(text)
-    os.replace(temporary, path)
 
 
 class MetricsTable:

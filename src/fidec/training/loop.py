@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fidec.agents import REGISTRY, Agent
+from fidec.atomic import write_json_atomic
 from fidec.config import ConfigError, to_dict
 from fidec.data import Dataset
 from fidec.training import blocks
@@ -55,7 +56,6 @@ from fidec.training.rundir import (
     default_run_dir,
     read_config,
     write_config,
-    write_json_atomic,
 )
 from fidec.training.summary import build_summary, format_summary
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from fidec.atomic import write_json_atomic
 from fidec.config import from_dict, to_dict
 from fidec.training.config import TrainConfig
 
@@ -99,16 +100,6 @@ def create_run_dir(root: Path) -> RunPaths:
     (root / "metrics").mkdir(exist_ok=True)
     (root / "checkpoints").mkdir(exist_ok=True)
     return RunPaths(root)
-
-
-def write_json_atomic(path: Path, record: Any) -> None:
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(temporary, "w") as stream:
-        json.dump(record, stream, indent=2)
-        stream.write("\n")
-        stream.flush()
-        os.fsync(stream.fileno())
-    os.replace(temporary, path)
 
 
 def write_config(paths: RunPaths, config: TrainConfig, **extra: Any) -> None:
