@@ -62,3 +62,13 @@ def x64() -> Iterator[None]:
     """float64 for the duration of one test only (never leaks to other tests)."""
     with jax.enable_x64(True):
         yield
+
+
+@pytest.fixture(scope="module")
+def quick_compiles() -> Iterator[None]:
+    """Most XLA optimisations off for a module (``pytestmark = pytest.mark.usefixtures("quick_compiles")``):
+    halves compile time where compiling tiny networks dominates the tests."""
+    previous = jax.config.read("jax_disable_most_optimizations")
+    jax.config.update("jax_disable_most_optimizations", True)
+    yield
+    jax.config.update("jax_disable_most_optimizations", previous)

@@ -49,13 +49,8 @@ METRICS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def quick_compiles():
-    """Most XLA optimisations off for this module: halves compile time, which dominates these tests."""
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
+# Most XLA optimisations off for this module (see conftest.quick_compiles).
+pytestmark = pytest.mark.usefixtures("quick_compiles")
 
 
 def tiny_config(**overrides) -> AgentConfig:

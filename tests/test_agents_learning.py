@@ -21,13 +21,8 @@ OBS_DIM, ACTION_DIM, BATCH = 3, 2, 16
 TINY = {"network.actor_hidden": (16,), "network.critic_hidden": (16,), "flow_steps": 4}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def quick_compiles():
-    """Most XLA optimisations off for this module: halves compile time, which dominates these tests."""
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
+# Most XLA optimisations off for this module (see conftest.quick_compiles).
+pytestmark = pytest.mark.usefixtures("quick_compiles")
 
 
 def tiny_config(**overrides) -> AgentConfig:
