@@ -358,8 +358,8 @@ def test_vmap_over_two_seeds_equals_two_separate_updates(name):
 
 @pytest.mark.parametrize(
     "overrides",
-    [(("fisher.source", "dataset"),), tuple(get_preset("official-fisher").overrides.items())],
-    ids=["dataset-source", "official-fisher"],
+    [(("fisher.source", "dataset"),), tuple(get_preset("official-grid").overrides.items())],
+    ids=["dataset-source", "official-grid"],
 )
 def test_fisher_options_run_and_give_a_finite_condition_number(overrides):
     _, _, _, _, metrics = first_update("fd", 2, overrides)

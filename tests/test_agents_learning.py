@@ -134,9 +134,7 @@ def test_fd_and_iso_gradients_reach_only_their_own_parameters(name, overrides):
 
     @jax.jit
     def gradients(params, batch, aux):
-        full, info = jax.grad(fd.loss_fn, has_aux=True)(
-            params, config, networks, state, batch, aux, use_fisher
-        )
+        full, info = jax.grad(fd.loss_fn, has_aux=True)(params, config, networks, state, batch, aux)
         obs, base, d = batch["observations"], aux["base_actions"], ACTION_DIM
         alpha = jnp.exp(params["log_alpha"])
 
@@ -247,7 +245,7 @@ def test_exact_jacobian_term_matches_an_independent_computation(form):
     params = {**state.params, "residual": scale_last_layer(state.params["residual"], 30.0)}
     batch = make_batch()
     aux = fd_aux(jax.random.PRNGKey(1), batch, use_fisher=True)
-    loss = jax.jit(lambda p, b, x: fd.loss_fn(p, agent.config, agent.networks, state, b, x, True)[1])
+    loss = jax.jit(lambda p, b, x: fd.loss_fn(p, agent.config, agent.networks, state, b, x)[1])
     info = loss(params, batch, aux)
     expected = exact_jacobian_term(agent, params["residual"], batch["observations"], aux["base_actions"], form)
     assert abs(expected.mean()) > 1e-4

@@ -105,7 +105,7 @@ def test_evaluate_residuals_gives_each_residual_its_own_true_kl():
 
     behaviour = toy.make_behaviour("mixture")
     reward_fn = toy.goal_reward(np.array([0.7, 0.25], np.float32))
-    module = Residual((32, 32), 2, activation="gelu")
+    module = Residual((32, 32), 2, activation="gelu", init_scale=1e-2)
     keys = jax.random.split(jax.random.PRNGKey(0), 6)
     params = jax.vmap(lambda k: module.init(k, jnp.zeros((0,)), jnp.zeros((2,))))(keys)
     params = jax.tree.map(lambda x: 3.0 * x, params)  # displacements large enough to matter

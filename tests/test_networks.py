@@ -115,11 +115,11 @@ def test_critic_ensemble_members_have_separate_parameters():
     assert float(jnp.abs(q[0] - q[1]).max()) > 1e-3
 
 
-def test_residual_is_small_at_init():
+def test_residual_init_scale_scales_the_last_layer():
     obs, actions, _ = inputs((64,), 3)
     key = jax.random.PRNGKey(5)
-    small = Residual(HIDDEN, 3)  # default init_scale 1e-2
-    unit = Residual(HIDDEN, 3, init_scale=1.0)
+    small = Residual(HIDDEN, 3, init_scale=1e-2)
+    unit = Residual(HIDDEN, 3)  # default: the official plain initialisation
     out_small = small.apply(small.init(key, obs, actions), obs, actions)
     out_unit = unit.apply(unit.init(key, obs, actions), obs, actions)
     # The last layer's weights scale linearly with init_scale (zero bias): delta_0 = 0.01 * unit output.

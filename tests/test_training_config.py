@@ -40,10 +40,10 @@ def test_paper_scale_is_one_preset_away():
 def test_resolution_order_scale_then_named_presets_then_overrides():
     config = make_train_config(
         "fd",
-        presets=["tiny", "official-fisher"],
+        presets=["tiny", "official-grid"],
         overrides={"agent.fisher.t_eps": 0.8, "steps": 40, "seeds": "3,4"},
     )
-    assert config.scale == "tiny" and config.presets == ("official-fisher",)
+    assert config.scale == "tiny" and config.presets == ("official-grid",)
     assert config.agent.network.actor_hidden == (32, 32)  # tiny scale's agent preset
     assert config.agent.fisher.estimator == "velocity"  # named preset
     assert config.agent.fisher.t_eps == pytest.approx(0.8)  # explicit override wins
@@ -88,7 +88,7 @@ def test_bad_inputs_fail_with_clear_messages(kwargs, needle):
 
 
 def test_split_presets_and_config_listing():
-    assert split_presets(["paper", "official-fisher"]) == ("paper", ("official-fisher",))
+    assert split_presets(["paper", "official-grid"]) == ("paper", ("official-grid",))
     keys = config_keys()
     assert "agent.fisher.t_eps" in keys and "steps" in keys and "env" not in keys
     rows = {key: (type_name, value) for key, type_name, value in describe_config(TrainConfig())}

@@ -173,3 +173,20 @@ def test_bad_inputs(reference, tmp_path):
         resume(tmp_path)
     with pytest.raises(ConfigError, match=r"supports action modes \[.onestep.\]"):
         _train(_config(tmp_path / "mode", eval_action_mode="iterative"))
+
+
+def test_dataset_actions_are_clipped_like_the_official_code(tmp_path):
+    """action_clip_eps (default 1e-5): training on box-edge actions equals training, without the clip, on the
+    actions moved to 1 - 1e-5 (and differs from training on the raw ones)."""
+    from fidec.data.dataset import clip_actions
+
+    edge = replace(DATASET, actions=np.sign(DATASET.actions).astype(np.float32))
+    inside = clip_actions(edge, 1e-5)
+    assert np.abs(inside.actions).max() == np.float32(1 - 1e-5)
+    short = {"online_steps": 0, "steps": 25, "eval_interval": 0, "save_interval": 0}
+    default = _train(_config(tmp_path / "a", **short), dataset=edge)
+    assert default.config.action_clip_eps == 1e-5
+    pre_clipped = _train(_config(tmp_path / "b", action_clip_eps="none", **short), dataset=inside)
+    raw = _train(_config(tmp_path / "c", action_clip_eps="none", **short), dataset=edge)
+    assert all(np.array_equal(x, y) for x, y in zip(_params(default), _params(pre_clipped), strict=True))
+    assert not all(np.array_equal(x, y) for x, y in zip(_params(default), _params(raw), strict=True))

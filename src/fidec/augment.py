@@ -1,6 +1,7 @@
-"""Random-shift augmentation of uint8 frames (DrQ-style), per sample, inside a jitted update.
+"""Random-shift augmentation of uint8 frames (DrQ-style), inside a jitted update.
 
-Each sample b is shifted with probability p: its frames are padded by ``pad`` edge pixels on every side
+With probability p the batch is shifted (FQL's ``Dataset.sample``: one coin per batch, then a random
+offset per sample), or, ``per_sample=True``, each sample is shifted with probability p.  A shifted sample: its frames are padded by ``pad`` edge pixels on every side
 and cropped back to (H, W) at an offset (dy, dx) ~ U{0..2 pad}^2, i.e. moved by (pad - dy, pad - dx)
 pixels with the border pixels repeated.  A sample that is not shifted is returned unchanged (offset
 (pad, pad)).  The shifts are a function of the key alone, and the observation s and next observation
@@ -13,11 +14,14 @@ import jax
 import jax.numpy as jnp
 
 
-def shift_offsets(key: jax.Array, batch: int, pad: int, prob: float) -> jax.Array:
-    """(batch, 2) crop offsets in {0..2 pad}: uniform with probability ``prob``, else (pad, pad) (no shift)."""
+def shift_offsets(key: jax.Array, batch: int, pad: int, prob: float, per_sample: bool = True) -> jax.Array:
+    """(batch, 2) crop offsets in {0..2 pad}: uniform with probability ``prob``, else (pad, pad) (no shift).
+
+    ``per_sample``: one coin per sample; otherwise one coin for the whole batch (FQL's).
+    """
     offset_key, coin_key = jax.random.split(key)
     offsets = jax.random.randint(offset_key, (batch, 2), 0, 2 * pad + 1)
-    apply = jax.random.uniform(coin_key, (batch, 1)) < prob
+    apply = jax.random.uniform(coin_key, (batch, 1) if per_sample else (1, 1)) < prob
     return jnp.where(apply, offsets, pad).astype(jnp.int32)
 
 
@@ -39,9 +43,10 @@ def random_shift(key: jax.Array, frames: jax.Array, pad: int = 4, prob: float = 
     return shift_frames(frames, shift_offsets(key, frames.shape[0], pad, prob), pad)
 
 
-def augment_batch(key: jax.Array, batch: dict, pad: int, prob: float) -> dict:
-    """The batch with observations and next_observations shifted by the same per-sample offsets."""
-    offsets = shift_offsets(key, batch["observations"].shape[0], pad, prob)
+def augment_batch(key: jax.Array, batch: dict, pad: int, prob: float, per_sample: bool = False) -> dict:
+    """The batch with observations and next_observations shifted by the same per-sample offsets
+    (with probability ``prob`` for the whole batch, FQL's rule, or per sample with ``per_sample``)."""
+    offsets = shift_offsets(key, batch["observations"].shape[0], pad, prob, per_sample)
     out = dict(batch)
     for name in ("observations", "next_observations"):
         out[name] = shift_frames(batch[name], offsets, pad)

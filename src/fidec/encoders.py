@@ -3,7 +3,7 @@
 - ``none``: no encoder; observations are state vectors and reach the MLPs unchanged.
 - ``impala``: an IMPALA-style small ResNet (the FQL family's pixel encoder): per stage a 3x3 conv,
   a 3x3 max-pool with stride 2 and ``impala_blocks`` residual blocks x + conv(relu(conv(relu(x)))),
-  then relu, flatten and an MLP (512 units by default, LayerNorm on).
+  then relu, flatten and an MLP (one 512-unit GELU layer, no LayerNorm: FQL's ``impala_small``).
 - ``tiny``: two stride-2 3x3 convs and a small dense layer, for tests and smoke runs on a CPU.
 
 Frames are cast to float32 and scaled to [0, 1] inside the encoder, so observations stay uint8 in
@@ -30,23 +30,26 @@ class EncoderConfig:
     Attributes:
         name: one of ``ENCODERS``.
         frame_stack: frames stacked on the channel axis, oldest first (never across an episode start).
-        augment_prob: probability p that a sample's frames are randomly shifted in an update.
-        shift_pad: the shift's reach: pad by this many edge pixels, crop back at a random offset.
+        augment_prob: probability p that a batch is randomly shifted in an update (FQL's ``p_aug``).
+        augment_per_sample: draw the shift-or-not coin per sample instead of once per batch (FQL's rule).
+        shift_pad: the shift's reach: pad by this many edge pixels, crop back at a random offset (FQL: 3).
         impala_channels: output channels of the IMPALA stages.
         impala_blocks: residual blocks per stage.
         mlp_hidden: dense layers after the convolutions (the last width is the feature size).
-        layer_norm: LayerNorm after each dense layer of the encoder.
+        layer_norm: LayerNorm after the convolutions and after each dense layer's activation (FQL's
+            ``impala_small`` has none).
         tiny_channels / tiny_features: the tiny CNN's conv channels and feature size.
     """
 
     name: str = "none"
     frame_stack: int = 3
     augment_prob: float = 0.5
-    shift_pad: int = 4
+    augment_per_sample: bool = False
+    shift_pad: int = 3
     impala_channels: tuple[int, ...] = (16, 32, 32)
     impala_blocks: int = 1
     mlp_hidden: tuple[int, ...] = (512,)
-    layer_norm: bool = True
+    layer_norm: bool = False
     tiny_channels: tuple[int, ...] = (8, 16)
     tiny_features: int = 32
 
@@ -85,14 +88,19 @@ def to_unit_float(frames: jax.Array) -> jax.Array:
     return frames.astype(jnp.float32) / 255.0
 
 
+# FQL's ImpalaEncoder: Xavier-uniform convolutions; its MLP's variance-scaling(1, fan_avg, uniform) dense layers.
+CONV_INIT = nn.initializers.xavier_uniform()
+DENSE_INIT = nn.initializers.variance_scaling(1.0, "fan_avg", "uniform")
+
+
 class ResidualBlock(nn.Module):
     """x + conv(relu(conv(relu(x)))), channel count unchanged."""
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         channels = x.shape[-1]
-        h = nn.Conv(channels, (3, 3))(nn.relu(x))
-        h = nn.Conv(channels, (3, 3))(nn.relu(h))
+        h = nn.Conv(channels, (3, 3), kernel_init=CONV_INIT)(nn.relu(x))
+        h = nn.Conv(channels, (3, 3), kernel_init=CONV_INIT)(nn.relu(h))
         return x + h
 
 
@@ -102,23 +110,25 @@ class ImpalaEncoder(nn.Module):
     channels: Sequence[int] = (16, 32, 32)
     blocks: int = 1
     mlp_hidden: Sequence[int] = (512,)
-    layer_norm: bool = True
+    layer_norm: bool = False
 
     @nn.compact
     def __call__(self, frames: jax.Array) -> jax.Array:
         batch_shape = frames.shape[:-3]
         x = to_unit_float(frames.reshape((-1, *frames.shape[-3:])))
         for width in self.channels:
-            x = nn.Conv(width, (3, 3))(x)
+            x = nn.Conv(width, (3, 3), kernel_init=CONV_INIT)(x)
             x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
             for _ in range(self.blocks):
                 x = ResidualBlock()(x)
-        x = nn.relu(x).reshape((x.shape[0], -1))
+        x = nn.relu(x)
+        if self.layer_norm:
+            x = nn.LayerNorm()(x)
+        x = x.reshape((x.shape[0], -1))
         for width in self.mlp_hidden:
-            x = nn.Dense(width)(x)
+            x = nn.gelu(nn.Dense(width, kernel_init=DENSE_INIT)(x))
             if self.layer_norm:
                 x = nn.LayerNorm()(x)
-            x = nn.gelu(x)
         return x.reshape((*batch_shape, x.shape[-1]))
 
 

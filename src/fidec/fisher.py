@@ -4,7 +4,7 @@ For each state s, with M base actions a_i ~ pi_b(.|s) and fresh noise x0_i,
 
     g_i  = score of p_{t_eps} at x_i = (1 - t_eps) x0_i + t_eps a_i          (no gradient)
     F(s) = (1/M) sum_i g_i g_i^T (symmetrised) + lambda I                     (damping lambda)
-    F_n  = F / (tr(F) / d + eps)                                              (trace normalisation)
+    F_n  = F / max(tr(F) / d, eps)                                            (trace normalisation)
 
 and the FD penalty is the quadratic delta^T F_n delta / d.  With F_n = I it is DeFlow's ||delta||^2 / d.
 """
@@ -34,9 +34,12 @@ class FisherConfig:
         num_samples: M, base actions per state.
         damping: lambda added to the diagonal.
         normalize: divide by tr(F) / d so the mean eigenvalue is 1.
-        norm_eps: added to the trace before dividing.
+        norm_eps: floor of tr(F) / d before dividing (the official code's ``fisher_trace_eps``).
         source: "flow" (M Euler rollouts of the base policy, the paper's estimator) or "dataset"
             (the dataset action of each state with M noise draws: no rollouts; opt-in, cheaper).
+        reuse_base_sample: with ``source="flow"``, take the state's base action a_hat as the first of its M
+            samples (M - 1 extra rollouts instead of M).  Off by default: the official code draws M fresh
+            samples; on saves B Euler rollouts per update (see docs/parity.md).
     """
 
     estimator: ScoreEstimator = "tweedie"
@@ -47,6 +50,7 @@ class FisherConfig:
     normalize: bool = True
     norm_eps: float = 1e-6
     source: str = "flow"
+    reuse_base_sample: bool = False
 
     def __post_init__(self) -> None:
         if self.estimator not in SCORE_ESTIMATORS:
@@ -68,7 +72,7 @@ class FisherConfig:
 def fisher_from_scores(
     scores: jax.Array, damping: float = 1e-3, normalize: bool = True, norm_eps: float = 1e-6
 ) -> jax.Array:
-    """F = sym((1/M) sum_i g_i g_i^T) + lambda I, then F / (tr F / d + eps) if ``normalize``.
+    """F = sym((1/M) sum_i g_i g_i^T) + lambda I, then F / max(tr F / d, eps) if ``normalize``.
 
     ``scores`` is (..., M, d); returns (..., d, d) with a stop-gradient (F is a fixed metric).
     """
@@ -78,7 +82,7 @@ def fisher_from_scores(
     metric = 0.5 * (outer + jnp.swapaxes(outer, -1, -2)) + damping * jnp.eye(d, dtype=scores.dtype)
     if normalize:
         mean_eig = jnp.trace(metric, axis1=-2, axis2=-1) / d
-        metric = metric / (mean_eig[..., None, None] + norm_eps)
+        metric = metric / jnp.maximum(mean_eig, norm_eps)[..., None, None]
     return metric
 
 

@@ -33,10 +33,11 @@ class NetworkConfig:
         actor_hidden: hidden widths of the flow, residual and one-step policy.
         critic_hidden: hidden widths of each critic.
         activation: one of ``ACTIVATIONS``.
-        actor_layer_norm / critic_layer_norm: LayerNorm after every hidden layer.
+        actor_layer_norm / critic_layer_norm: LayerNorm after every hidden layer's activation.
         num_critics: size of the Q ensemble.
         time_embedding: "raw" (t concatenated) or "fourier".
-        residual_init_scale: scale of the residual's last layer at init (small -> delta ~ 0 at start).
+        residual_init_scale: scale of the residual's last layer at init; 1.0 is the official code's plain
+            initialisation, a small value starts with delta ~ 0.
     """
 
     actor_hidden: tuple[int, ...] = (512, 512, 512, 512)
@@ -46,7 +47,7 @@ class NetworkConfig:
     critic_layer_norm: bool = True
     num_critics: int = 2
     time_embedding: str = "raw"
-    residual_init_scale: float = 1e-2
+    residual_init_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.activation not in ACTIVATIONS:
@@ -64,7 +65,10 @@ class NetworkConfig:
 
 
 class MLP(nn.Module):
-    """x -> [Dense -> (LayerNorm) -> act] * len(hidden) -> Dense(out_dim)."""
+    """x -> [Dense -> act -> (LayerNorm)] * len(hidden) -> Dense(out_dim).
+
+    LayerNorm follows the activation, as in FQL's and the official FD code's MLP.
+    """
 
     hidden: Sequence[int]
     out_dim: int
@@ -76,10 +80,9 @@ class MLP(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         act = ACTIVATIONS[self.activation]
         for width in self.hidden:
-            x = nn.Dense(width, kernel_init=nn.initializers.variance_scaling(1.0, "fan_avg", "uniform"))(x)
+            x = act(nn.Dense(width, kernel_init=nn.initializers.variance_scaling(1.0, "fan_avg", "uniform"))(x))
             if self.layer_norm:
                 x = nn.LayerNorm()(x)
-            x = act(x)
         init = nn.initializers.variance_scaling(self.final_init_scale**2, "fan_avg", "uniform")
         return nn.Dense(self.out_dim, kernel_init=init)(x)
 
@@ -122,13 +125,13 @@ class VectorField(nn.Module):
 
 
 class Residual(nn.Module):
-    """FD's residual displacement delta_phi(s, a_hat): MLP on [s, a_hat] -> R^d (small at init)."""
+    """FD's residual displacement delta_phi(s, a_hat): MLP on [s, a_hat] -> R^d (last layer scaled by init_scale)."""
 
     hidden: Sequence[int]
     action_dim: int
     activation: str = "gelu"
     layer_norm: bool = False
-    init_scale: float = 1e-2
+    init_scale: float = 1.0
 
     @nn.compact
     def __call__(self, obs: jax.Array, base_action: jax.Array) -> jax.Array:

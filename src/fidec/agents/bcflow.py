@@ -62,7 +62,9 @@ def sample_actions(
     b, d = observations.shape[0], networks.action_dim
     noise = jax.random.normal(key, (b, d))
     return jax.numpy.clip(
-        common.sample_base_actions(networks, state.params["flow"], observations, noise, config.flow_steps),
+        common.sample_base_actions(
+            networks, state.params["flow"], observations, noise, config.flow_steps, config.clip_flow_actions
+        ),
         -1,
         1,
     )

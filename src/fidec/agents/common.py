@@ -100,13 +100,16 @@ def observation_input(obs_dim: int | tuple[int, ...]) -> jax.Array:
 
 
 def prepare_batch(config: AgentConfig, state: AgentState, batch: Batch) -> tuple[AgentState, Batch]:
-    """Pixel agents: random-shift s and s' (same shift per sample, probability p) with a key split from
+    """Pixel agents: random-shift s and s' (same shift per sample; probability p per batch, or per sample
+    with ``encoder.augment_per_sample``) with a key split from
     the agent's rng.  State agents: (state, batch) unchanged, so their random streams are untouched."""
     enc = config.encoder
     if not enc.pixels or enc.augment_prob == 0.0 or enc.shift_pad == 0:
         return state, batch
     rng, aug_key = jax.random.split(state.rng)
-    return state.replace(rng=rng), augment_batch(aug_key, batch, enc.shift_pad, enc.augment_prob)
+    return state.replace(rng=rng), augment_batch(
+        aug_key, batch, enc.shift_pad, enc.augment_prob, enc.augment_per_sample
+    )
 
 
 def init_params(
@@ -133,8 +136,20 @@ def init_params(
     return params
 
 
+def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
+    """g <- g * min(1, c / (||g|| + 1e-6)), ||g|| the norm over all parameters (the official FD/DeFlow clip)."""
+
+    def update(updates, state, params=None):
+        del params
+        scale = jnp.minimum(1.0, max_norm / (optax.tree.norm(updates) + 1e-6))
+        return jax.tree.map(lambda g: g * scale, updates), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
 def make_optimizer(config: AgentConfig) -> optax.GradientTransformation:
-    """Adam(lr) on the networks, Adam(alpha_lr) on log_alpha."""
+    """[global-norm clip of all gradients at ``grad_clip``, when set] -> Adam(lr) on the networks and
+    Adam(alpha_lr) on log_alpha (one Adam over everything, as in the official code, when alpha_lr == lr)."""
 
     def labels(params):
         return {
@@ -142,7 +157,10 @@ def make_optimizer(config: AgentConfig) -> optax.GradientTransformation:
             for k, v in params.items()
         }
 
-    return optax.multi_transform({"net": optax.adam(config.lr), "alpha": optax.adam(config.alpha_lr)}, labels)
+    adam = optax.multi_transform({"net": optax.adam(config.lr), "alpha": optax.adam(config.alpha_lr)}, labels)
+    if config.grad_clip is None:
+        return adam
+    return optax.chain(clip_by_global_norm(config.grad_clip), adam)
 
 
 def new_state(config: AgentConfig, params: dict, key: jax.Array) -> AgentState:
@@ -181,22 +199,24 @@ def velocity_fn(networks: Networks, flow_params, observations: jax.Array, sample
     return lambda x, t: apply_head(networks.flow, flow_params, features, x, t)
 
 
-def sample_from_features(networks: Networks, flow_params, features: jax.Array, noise: jax.Array, steps: int):
-    """Euler rollout of the flow from ``noise`` given the flow's features of s (no gradient)."""
+def sample_from_features(
+    networks: Networks, flow_params, features: jax.Array, noise: jax.Array, steps: int, clip: bool = True
+):
+    """Euler rollout of the flow from ``noise`` given the flow's features of s (no gradient), clipped to
+    [-1, 1] when ``clip`` (the official ``compute_flow_actions``; ``agent.clip_flow_actions``)."""
     flow_params = jax.lax.stop_gradient(flow_params)
-    return euler_sample(lambda x, t: apply_head(networks.flow, flow_params, features, x, t), noise, steps)
+    x = euler_sample(lambda x, t: apply_head(networks.flow, flow_params, features, x, t), noise, steps)
+    return jnp.clip(x, -1.0, 1.0) if clip else x
 
 
 def sample_base_actions(
-    networks: Networks, flow_params, observations: jax.Array, noise: jax.Array, steps: int
+    networks: Networks, flow_params, observations: jax.Array, noise: jax.Array, steps: int, clip: bool = True
 ):
-    """a_hat = Euler rollout of the flow from ``noise`` (no gradient: the flow is trained by L_bc only).
-
-    s is encoded once before the rollout, not at every Euler step.
-    """
+    """a_hat = Euler rollout of the flow from ``noise`` (no gradient: the flow is trained by L_bc only),
+    clipped to [-1, 1] when ``clip``.  s is encoded once before the rollout, not at every Euler step."""
     flow_params = jax.lax.stop_gradient(flow_params)
     features = encode(networks.flow, flow_params, observations)
-    return sample_from_features(networks, flow_params, features, noise, steps)
+    return sample_from_features(networks, flow_params, features, noise, steps, clip)
 
 
 def aggregate_q(qs: jax.Array, how: str) -> jax.Array:
@@ -234,7 +254,7 @@ def critic_loss(
 def q_objective(
     networks: Networks, config: AgentConfig, critic_params, observations: jax.Array, actions: jax.Array
 ):
-    """Actor's Q term: -E[Q(s, a)] (ensemble mean), divided by stop_gradient(E|Q|) if normalize_q_loss.
+    """Actor's Q term: -E[Q(s, a)] (ensemble mean), divided by stop_gradient(max(E|Q|, 1e-6)) if normalize_q_loss.
 
     The critic parameters are held fixed (stop-gradient): the actor loss trains only the actor.
     """
@@ -242,13 +262,18 @@ def q_objective(
     q = qs.mean(axis=0)
     loss = -q.mean()
     if config.normalize_q_loss:
-        loss = loss / jax.lax.stop_gradient(jnp.abs(q).mean() + 1e-6)
+        loss = loss / jax.lax.stop_gradient(jnp.maximum(jnp.abs(q).mean(), 1e-6))
     return loss, q
 
 
 def q_values(networks: Networks, critic_params, observations: jax.Array, actions: jax.Array) -> jax.Array:
     """Ensemble-mean Q(s, a), used to rank candidate actions."""
     return networks.critic.apply(critic_params, observations, actions).mean(axis=0)
+
+
+def best_by_q(candidates: jax.Array, q: jax.Array) -> jax.Array:
+    """The candidate of highest Q per state: candidates (B, N, d), q (B, N) -> (B, d)."""
+    return candidates[jnp.arange(candidates.shape[0]), jnp.argmax(q, axis=1)]
 
 
 def grad_norms(grads: dict) -> Metrics:

@@ -29,7 +29,12 @@ class AgentConfig:
         alpha: FD / iso: penalty weight (fixed) or initial Lagrange multiplier; FQL: distillation weight.
         lagrange: FD / iso: learn log_alpha so the penalty tracks ``target_divergence``.
         target_divergence: the penalty's target when ``lagrange`` is on.
-        normalize_q_loss: divide the actor's -Q by stop_gradient(mean |Q|) (FQL's normalize_q_loss).
+        normalize_q_loss: divide the actor's -Q by stop_gradient(max(mean |Q|, 1e-6)) (FQL's normalize_q_loss).
+        grad_clip: clip the gradient of all parameters together to this global norm, g * min(1, c / (||g|| +
+            1e-6)) (None: no clipping).  Each agent's default is its official code's (see
+            :data:`fidec.presets.AGENT_DEFAULTS`): 5.0 for fd and iso, none for fql and bcflow.
+        clip_flow_actions: clip the flow's Euler samples to [-1, 1] (base actions, Fisher samples, FQL's
+            distillation target, BC-flow's actions), as the official ``compute_flow_actions`` does.
         jacobian_weight: FD / iso: weight w of the Jacobian term, penalty += w * tr((d delta/d a)^2) / d
             (0 = the paper's penalty; beyond the paper, see METHOD.md section 4).
         jacobian_probes: Hutchinson probes for that term (0 = exact trace, d JVPs).
@@ -37,7 +42,10 @@ class AgentConfig:
             exact second-order term, which a residual can drive negative (see docs/diagnostics.md).
         action_mode: evaluation action selection: "onestep", "best_of_n" or "iterative".
         num_action_samples: N for best-of-N.
-        refine_iterations: residual applications for iterative refinement.
+        best_of_n_rank: fd / iso best-of-N: "base" ranks the N base actions by Q and refines the winner (the
+            official ``sample_actions_max_q``); "refined" refines all N and keeps the refined action of highest Q.
+        refine_iterations: residual applications for iterative refinement (the base action and every
+            iterate are candidates; the one of highest Q is taken).
     """
 
     network: NetworkConfig = field(default_factory=NetworkConfig)
@@ -54,12 +62,15 @@ class AgentConfig:
     lagrange: bool = True
     target_divergence: float = 1e-3
     normalize_q_loss: bool = False
+    grad_clip: float | None = None
+    clip_flow_actions: bool = True
     jacobian_weight: float = 0.0
     jacobian_probes: int = 1
     jacobian_form: str = "sym"
     action_mode: str = "onestep"
-    num_action_samples: int = 8
-    refine_iterations: int = 3
+    num_action_samples: int = 10
+    best_of_n_rank: str = "base"
+    refine_iterations: int = 5
 
     def __post_init__(self) -> None:
         checks = [
@@ -81,6 +92,14 @@ class AgentConfig:
             (
                 self.action_mode in ACTION_MODES,
                 f"action_mode must be one of {ACTION_MODES}, got {self.action_mode!r}",
+            ),
+            (
+                self.grad_clip is None or self.grad_clip > 0,
+                f"grad_clip must be > 0 or none, got {self.grad_clip}",
+            ),
+            (
+                self.best_of_n_rank in ("base", "refined"),
+                f"best_of_n_rank must be 'base' or 'refined', got {self.best_of_n_rank!r}",
             ),
             (self.num_action_samples >= 1, f"num_action_samples must be >= 1, got {self.num_action_samples}"),
             (self.refine_iterations >= 1, f"refine_iterations must be >= 1, got {self.refine_iterations}"),

@@ -12,9 +12,10 @@ The isotropic baseline (``iso``) is this file with F_n = I.
 Critic: see :func:`fidec.agents.common.critic_loss`; the target action a' = clip(a_hat' + delta(s', a_hat'))
 comes from the current actor.
 
-Work per update: one batched Euler rollout serves the M Fisher samples of every state (the first
-of which is the base action a_hat) and the base actions at s'; scores, target actions and the
-Fisher metric are forward-only passes outside the differentiated loss.
+Work per update: one batched Euler rollout serves the base actions a_hat at s, the M Fisher samples
+of every state and the base actions at s' (B (M + 2) rows; B (M + 1) with ``fisher.reuse_base_sample``,
+where a_hat is the first Fisher sample); Euler samples are clipped to [-1, 1] as in the official code.
+Scores, target actions and the Fisher metric are forward-only passes outside the differentiated loss.
 """
 
 from __future__ import annotations
@@ -25,14 +26,8 @@ import jax.numpy as jnp
 from fidec.agents import common
 from fidec.agents.common import AgentState, Batch, Networks
 from fidec.agents.config import AgentConfig
-from fidec.fisher import (
-    condition_number,
-    fisher_from_scores,
-    jacobian_square,
-    perturbed_times,
-    quadratic_penalty,
-)
-from fidec.flows import flow_matching_loss, score_at
+from fidec.fisher import condition_number, fisher_metric, jacobian_square, quadratic_penalty
+from fidec.flows import flow_matching_loss
 
 PARTS = ("flow", "critic", "residual")
 MODES = ("onestep", "best_of_n", "iterative")
@@ -62,41 +57,44 @@ def fisher_metrics_for_batch(
     samples: jax.Array,
     key: jax.Array,
 ) -> jax.Array:
-    """F_n(s) for each state from its M base samples (B, M, d); stop-gradient, (B, d, d)."""
-    fc = config.fisher
-    noise_key, time_key = jax.random.split(key)
-    samples = jax.lax.stop_gradient(samples)
-    noise = jax.random.normal(noise_key, samples.shape, samples.dtype)
-    t = perturbed_times(time_key, samples.shape[:-1], fc, samples.dtype)
+    """F_n(s) for each state from its M base samples (B, M, d) by :func:`fidec.fisher.fisher_metric`;
+    stop-gradient, (B, d, d)."""
     v = common.velocity_fn(networks, jax.lax.stop_gradient(flow_params), observations, sample_axes=1)
-    scores = score_at(v, samples, noise, t, fc.estimator)
-    return fisher_from_scores(scores, fc.damping, fc.normalize, fc.norm_eps)
+    return fisher_metric(v, samples, key, config.fisher)
 
 
 def rollouts(
     config: AgentConfig, networks: Networks, state: AgentState, batch: Batch, key: jax.Array, use_fisher: bool
 ):
-    """One batched Euler rollout for (i) M samples per state s (sample 0 is a_hat) and (ii) a_hat' at s'.
+    """One batched Euler rollout for the base actions a_hat at s, the M Fisher samples per state and a_hat' at s'.
 
-    With ``fisher.source == "dataset"`` (or no Fisher metric) only a_hat and a_hat' are rolled out and
-    the Fisher samples are the dataset actions (noised M times inside the score).
+    The M Fisher samples are fresh draws (the official code's), or with ``fisher.reuse_base_sample`` a_hat
+    and M - 1 fresh draws.  With ``fisher.source == "dataset"`` (or no Fisher metric) only a_hat and a_hat'
+    are rolled out and the Fisher samples are the dataset actions (noised M times inside the score).
+    Returns (a_hat (B, d), samples (B, M, d) or None, a_hat' (B, d)).
     """
     b, d = batch["actions"].shape
-    m = config.fisher.num_samples if (use_fisher and config.fisher.source == "flow") else 1
+    fc = config.fisher
+    from_flow = use_fisher and fc.source == "flow"
+    fresh = (fc.num_samples - 1 if fc.reuse_base_sample else fc.num_samples) if from_flow else 0
+    per_state = 1 + fresh  # a_hat first, then the fresh Fisher samples
     flow_params = jax.lax.stop_gradient(state.params["flow"])
     # s and s' are encoded once (before repeating and before the Euler steps).
     both = common.encode(
         networks.flow, flow_params, jnp.concatenate([batch["observations"], batch["next_observations"]])
     )
-    features = jnp.concatenate([jnp.repeat(both[:b], m, axis=0), both[b:]], axis=0)
-    noise = jax.random.normal(key, (b * m + b, d))
-    out = common.sample_from_features(networks, flow_params, features, noise, config.flow_steps)
-    samples = out[: b * m].reshape(b, m, d)
-    next_base = out[b * m :]
-    if use_fisher and config.fisher.source == "dataset":
-        samples = jnp.repeat(batch["actions"][:, None, :], config.fisher.num_samples, axis=1)
-        return out[:b], samples, next_base
-    return samples[:, 0], samples, next_base
+    features = jnp.concatenate([jnp.repeat(both[:b], per_state, axis=0), both[b:]], axis=0)
+    noise = jax.random.normal(key, (b * per_state + b, d))
+    out = common.sample_from_features(
+        networks, flow_params, features, noise, config.flow_steps, config.clip_flow_actions
+    )
+    per_s = out[: b * per_state].reshape(b, per_state, d)
+    base, next_base = per_s[:, 0], out[b * per_state :]
+    if not use_fisher:
+        return base, None, next_base
+    if fc.source == "dataset":
+        return base, jnp.repeat(batch["actions"][:, None, :], fc.num_samples, axis=1), next_base
+    return base, (per_s if fc.reuse_base_sample else per_s[:, 1:]), next_base
 
 
 def penalty_terms(
@@ -130,7 +128,6 @@ def loss_fn(
     state: AgentState,
     batch: Batch,
     aux: dict,
-    use_fisher: bool,
 ):
     """Total loss = critic loss + actor loss (+ Lagrange loss); each term reaches only its own parameters."""
     obs = batch["observations"]
@@ -194,9 +191,7 @@ def update(
         "bc_times": jax.random.uniform(t_key, (b, 1)),
         "jac_key": jac_key,
     }
-    grads, info = jax.grad(loss_fn, has_aux=True)(
-        state.params, config, networks, state, batch, aux, use_fisher
-    )
+    grads, info = jax.grad(loss_fn, has_aux=True)(state.params, config, networks, state, batch, aux)
     if metric is not None:
         info["fisher_condition"] = condition_number(metric).mean()
     info.update(common.grad_norms(grads))
@@ -213,36 +208,47 @@ def sample_actions(
 ) -> jax.Array:
     """Actions for a batch of states (B, obs_dim) or stacked frames (B, H, W, C k) -> (B, d).
 
-    onestep: clip(a_hat + delta(s, a_hat)).  best_of_n: N base samples, refine each, keep the highest Q.
-    iterative: a_{k+1} = clip(a_k + delta(s, a_k)) for k < refine_iterations, keep the iterate of highest Q.
+    onestep: clip(a_hat + delta(s, a_hat)).
+    best_of_n: N base samples; ``best_of_n_rank="base"`` keeps the base action of highest Q and refines it
+        (the official code), ``"refined"`` refines all N and keeps the refined action of highest Q.
+    iterative: a_0 = a_hat, a_{k+1} = clip(a_k + delta(s, a_k)) for k < refine_iterations; the a_k of
+        highest Q (a_0 included, as in the official code).
     """
     params = state.params
     b = observations.shape[0]
     d = networks.action_dim
-    if mode == "onestep":
-        base = common.sample_base_actions(
-            networks, params["flow"], observations, jax.random.normal(key, (b, d)), config.flow_steps
+
+    def base_actions(obs, noise_key):
+        noise = jax.random.normal(noise_key, (obs.shape[0], d))
+        return common.sample_base_actions(
+            networks, params["flow"], obs, noise, config.flow_steps, config.clip_flow_actions
         )
-        return refine(networks, params["residual"], observations, base)[0]
+
+    if mode == "onestep":
+        return refine(networks, params["residual"], observations, base_actions(observations, key))[0]
     if mode == "best_of_n":
         n = config.num_action_samples
         obs_n = jnp.repeat(observations, n, axis=0)
-        base = common.sample_base_actions(
-            networks, params["flow"], obs_n, jax.random.normal(key, (b * n, d)), config.flow_steps
-        )
+        base = base_actions(obs_n, key)
+        if config.best_of_n_rank == "base":
+            q = common.q_values(networks, params["critic"], obs_n, base).reshape(b, n)
+            best = common.best_by_q(base.reshape(b, n, d), q)
+            return refine(networks, params["residual"], observations, best)[0]
         actions = refine(networks, params["residual"], obs_n, base)[0]
         q = common.q_values(networks, params["critic"], obs_n, actions).reshape(b, n)
-        return actions.reshape(b, n, d)[jnp.arange(b), jnp.argmax(q, axis=1)]
+        return common.best_by_q(actions.reshape(b, n, d), q)
     if mode == "iterative":
-        base = common.sample_base_actions(
-            networks, params["flow"], observations, jax.random.normal(key, (b, d)), config.flow_steps
-        )
 
         def step(a, _):
             a_next = refine(networks, params["residual"], observations, a)[0]
-            return a_next, (a_next, common.q_values(networks, params["critic"], observations, a_next))
+            return a_next, a_next
 
-        _, (iterates, qs) = jax.lax.scan(step, base, None, length=config.refine_iterations)
-        best = jnp.argmax(qs, axis=0)
-        return iterates[best, jnp.arange(b)]
+        base = base_actions(observations, key)
+        _, iterates = jax.lax.scan(step, base, None, length=config.refine_iterations)
+        candidates = jnp.concatenate([base[None], iterates], axis=0).swapaxes(0, 1)  # (B, K + 1, d)
+        k = candidates.shape[1]
+        q = common.q_values(
+            networks, params["critic"], jnp.repeat(observations, k, axis=0), candidates.reshape(b * k, d)
+        ).reshape(b, k)
+        return common.best_by_q(candidates, q)
     raise ValueError(f"fd/iso: unknown action mode {mode!r}; choose one of {MODES}")

@@ -2,8 +2,8 @@
 
     L_actor = L_bc(theta) + alpha * E || mu_w(s, z) - flow_theta(s, z) ||^2 / d - E[ Q(s, clip(mu_w(s, z))) ]
 
-with z ~ N(0, I), flow(s, z) the K-step Euler rollout from z (no gradient), and -Q optionally divided
-by stop_gradient(E|Q|).  The critic's target action is a' = clip(mu_w(s', z')) from the current
+with z ~ N(0, I), flow(s, z) the K-step Euler rollout from z (no gradient; clipped to [-1, 1] as in
+FQL's ``compute_flow_actions``), and -Q optionally divided by stop_gradient(E|Q|).  The critic's target action is a' = clip(mu_w(s', z')) from the current
 one-step policy.  One Euler rollout per update (the distillation target).
 """
 
@@ -64,12 +64,8 @@ def update(
     rng, z_key, next_key, bc_key, t_key = jax.random.split(state.rng, 5)
     b, d = batch["actions"].shape
     z = jax.random.normal(z_key, (b, d))
-    flow_actions = jnp.clip(
-        common.sample_base_actions(
-            networks, state.params["flow"], batch["observations"], z, config.flow_steps
-        ),
-        -1.0,
-        1.0,
+    flow_actions = common.sample_base_actions(
+        networks, state.params["flow"], batch["observations"], z, config.flow_steps, config.clip_flow_actions
     )
     next_actions = jnp.clip(
         networks.onestep.apply(
@@ -112,5 +108,5 @@ def sample_actions(
             networks.onestep.apply(params["onestep"], obs_n, jax.random.normal(key, (b * n, d))), -1.0, 1.0
         )
         q = common.q_values(networks, params["critic"], obs_n, actions).reshape(b, n)
-        return actions.reshape(b, n, d)[jnp.arange(b), jnp.argmax(q, axis=1)]
+        return common.best_by_q(actions.reshape(b, n, d), q)
     raise ValueError(f"fql: unknown action mode {mode!r}; choose one of {MODES} (iterative needs a residual)")

@@ -124,6 +124,13 @@ class Dataset:
         return self.take(rows(~is_val)), self.take(rows(is_val))
 
 
+def clip_actions(dataset, eps: float):
+    """The dataset (any container with an ``actions`` field) with actions clipped to [-1 + eps, 1 - eps]:
+    the official FD and FQL code's ``action_clip_eps`` (keeps arctanh-style maps and the flow's targets finite)."""
+    bound = 1.0 - eps
+    return replace(dataset, actions=np.clip(dataset.actions, -bound, bound).astype(np.float32))
+
+
 def sample_batch(arrays: Mapping[str, jax.Array], key: jax.Array, batch_size: int) -> dict[str, jax.Array]:
     """Uniform minibatch with replacement: rows i_1..i_B ~ U{0..N-1} i.i.d., drawn from ``key`` alone.
 

@@ -224,7 +224,7 @@ def train_residuals(
     ends at (about) the reward r* with the smallest penalty that reaches it.
     """
     d = pool.shape[-1]
-    module = Residual(config.residual_hidden, d, activation="gelu")
+    module = Residual(config.residual_hidden, d, activation="gelu", init_scale=1e-2)  # delta ~ 0 at start
     init_key, train_key = jax.random.split(key)
     params = module.init(init_key, jnp.zeros((0,)), jnp.zeros((d,)))
     num = weights.shape[0]

@@ -70,7 +70,7 @@ def _print_config(config) -> None:
 
 TRAIN_EPILOG = (
     f"Scale presets (--preset): {', '.join(f'{s.name} ({s.description})' for s in SCALES.values())}. "
-    "Agent presets (--preset, stackable): see fidec.presets (e.g. official-fisher, paper-networks). "
+    "Agent presets (--preset, stackable): see fidec.presets (e.g. official-grid, paper-networks). "
     "The task family's preset is applied automatically from --env."
 )
 

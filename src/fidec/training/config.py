@@ -2,7 +2,8 @@
 
 Resolution order of :func:`make_train_config` (each step a set of dotted overrides):
 
-    AgentConfig defaults -> task-family preset (from ``env``) -> the scale's agent presets
+    AgentConfig defaults -> the agent's own defaults -> task-family and task presets (from ``env``;
+        offline-to-online values when ``online_steps`` > 0) -> the scale's agent presets
         -> the scale's values (run and ``agent.*`` keys) -> named agent presets (``--preset``)
         -> explicit overrides (run and ``agent.*`` keys)
 
@@ -122,6 +123,8 @@ class TrainConfig:
         dataset_dir: folder holding official dataset files.
         generate_dataset: generate an OGBench manipulation dataset locally when it is missing (cached).
         dataset_episodes: episodes to generate (None: the data layer's default).
+        action_clip_eps: clip the dataset's actions to [-1 + eps, 1 - eps] before training, as the official FD
+            and FQL code do (``action_clip_eps`` of their ``make_env_and_datasets``); None keeps them.
         seeds: seeds trained together; each has its own parameters, RNG and sampler key.
         vmap_seeds: train several seeds in one vmapped program (False: one after another per block).
         steps: offline gradient steps.
@@ -151,6 +154,7 @@ class TrainConfig:
     dataset_dir: str | None = None
     generate_dataset: bool = True
     dataset_episodes: int | None = field(default_factory=lambda: _main_job("dataset_episodes"))
+    action_clip_eps: float | None = 1e-5
     seeds: tuple[int, ...] = (0,)
     vmap_seeds: bool = True
     steps: int = field(default_factory=lambda: _main_job("steps"))
@@ -196,6 +200,10 @@ class TrainConfig:
             (
                 self.wandb_mode in WANDB_MODES,
                 f"wandb_mode must be one of {WANDB_MODES}, got {self.wandb_mode!r}",
+            ),
+            (
+                self.action_clip_eps is None or 0.0 <= self.action_clip_eps < 1.0,
+                f"action_clip_eps must lie in [0, 1) or be none, got {self.action_clip_eps}",
             ),
             (
                 self.dataset_episodes is None or self.dataset_episodes >= 1,
@@ -271,10 +279,11 @@ def make_train_config(
     if "agent" in overrides:
         raise ConfigError("override agent settings with dotted keys, e.g. agent.lr=1e-4")
     scale_preset = SCALES[scale]
-    agent_config = resolve_agent_config(agent, env, scale_preset.agent_presets)
+    online = int(overrides.get("online_steps", scale_preset.overrides.get("online_steps", 0)) or 0) > 0
+    agent_config = resolve_agent_config(agent, env, scale_preset.agent_presets, online=online)
     config = TrainConfig(agent_name=agent, env=env, agent=agent_config, scale=scale, presets=agent_presets)
     config = apply_overrides(config, scale_preset.overrides)
-    named = resolve_agent_config(agent, None, agent_presets, base=config.agent)
+    named = resolve_agent_config(agent, None, agent_presets, base=config.agent, online=online)
     # The user's overrides as full dotted keys, so that errors name the key as it was typed.
     config = apply_overrides(dataclasses.replace(config, agent=named), overrides)
     return check_consistency(config)

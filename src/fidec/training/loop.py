@@ -32,6 +32,7 @@ from fidec.agents import REGISTRY, Agent
 from fidec.atomic import write_json_atomic
 from fidec.config import ConfigError, to_dict
 from fidec.data import Dataset
+from fidec.data.dataset import clip_actions
 from fidec.training import blocks
 from fidec.training.checkpoint import (
     Checkpoint,
@@ -183,6 +184,8 @@ class _Run:
             self.text.write(f"loading the dataset of {config.env}", echo=True)
             dataset = load_training_data(self.config)
         self.timing["data_seconds"] = time.perf_counter() - start
+        if config.action_clip_eps is not None:
+            dataset = clip_actions(dataset, config.action_clip_eps)
         self.dataset = dataset
         self.agent = cached_agent(config.agent_name, config.agent, dataset.obs_dim, dataset.action_dim)
         if not resume:
