@@ -164,7 +164,12 @@ def test_non_finite_loss_stops_with_step_metric_and_last_good_checkpoint(referen
 def test_bad_inputs(reference, tmp_path):
     run_dir, _ = reference
     with pytest.raises(RunDirError, match=r"not empty.*--resume"):
-        _train(_config(run_dir))
+        _train(_config(run_dir, **{"agent.lr": 1e-3}))  # another run's settings: never overwritten
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("keep me")
+    with pytest.raises(RunDirError, match=r"not empty; empty it"):
+        _train(_config(tmp_path / "other"))
+    assert (tmp_path / "other" / "notes.txt").read_text() == "keep me"
     with pytest.raises(UnknownTaskError, match="Did you mean"):
         train(make_train_config("fd", "cube-singel-play-singletask-task1-v0", presets=["tiny"]), console=False)
     with pytest.raises(RunDirError, match="cannot change"):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fidec.training.config import make_train_config
-from fidec.training.logging import MetricsTable
+from fidec.training.metrics import MetricsTable
 from fidec.training.plots import plot_learning_curves
 from fidec.training.summary import build_summary, seed_scores
 

@@ -168,7 +168,9 @@ def test_fidec_train_on_a_visual_task_from_an_official_layout_file(tmp_path):
 def test_evaluation_environments_stack_frames_for_pixel_agents_only():
     from fidec.training.evaluation import eval_envs_for
 
-    assert eval_envs_for(AgentConfig(), "cube-single-play-singletask-task1-v0", 5) is None
+    state_envs = eval_envs_for(AgentConfig(), "cube-single-play-singletask-task1-v0", 2)
+    assert len(state_envs) == 2 and state_envs[0].observation_space.dtype == np.float32
+    assert state_envs[0].reset(seed=0)[0].ndim == 1  # state vectors, no frames stacked
     config = apply_overrides(AgentConfig(), {"encoder.name": "tiny", "encoder.frame_stack": 2})
     envs = eval_envs_for(config, "visual-cube-single-play-singletask-task1-v0", episodes=1)
     assert len(envs) == 1

@@ -14,10 +14,12 @@ import typing
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+from fidec.errors import UserError
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration value or key is invalid."""
 
 

@@ -6,8 +6,8 @@ import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from fidec.atomic import write_text_atomic
 from fidec.bench.settings import REFERENCE_FD, SECTIONS
+from fidec.files import write_text_atomic
 
 INTRO = """\
 # Benchmarks

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import jax
 
-from fidec.atomic import write_json_atomic
 from fidec.bench import (
     env_speed,
     fisher_estimators,
@@ -36,6 +35,7 @@ from fidec.bench.settings import (
     TARGET_SPEEDUP,
     BenchSettings,
 )
+from fidec.files import write_json_atomic
 from fidec.presets import resolve_agent_config
 
 SCHEMA_VERSION = 1

@@ -50,10 +50,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fidec.atomic import write_json_atomic
 from fidec.data.npz import read_npz, write_npz_atomic
 from fidec.data.paths import generated_dataset_dir, ogbench_files
 from fidec.envs.registry import MANIPULATION_ENVS, UnknownTaskError, parse_dataset_name
+from fidec.files import write_json_atomic
 
 OFFICIAL_MAX_EPISODE_STEPS = 1001
 OFFICIAL_NUM_EPISODES: dict[str, int] = {

@@ -10,13 +10,15 @@ from typing import Literal
 
 import numpy as np
 
+from fidec.errors import UserError
+
 ActionPolicy = Literal["refuse", "clip", "rescale"]
 
 # Float round-off in stored actions (e.g. float64 -> float32 of a clipped 1.0) is not an out-of-range action.
 ACTION_TOLERANCE = 1e-5
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """A dataset that cannot be used as it is; the message says why and what to do."""
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from fidec.atomic import write_json_atomic
+from fidec.files import write_json_atomic
 
 app = typer.Typer(
     name="diagnose",

@@ -583,17 +583,13 @@ def kl_validity_for_run(
     score estimator and t_eps, true scale.  ``dataset`` replaces the run's dataset (needed for runs
     trained on an in-memory dataset).
     """
-    import sys
     from dataclasses import replace
-    from pathlib import Path
 
-    from fidec.training.blocks import state_template
-    from fidec.training.checkpoint import CheckpointError, load_latest_checkpoint, unflatten_tree
     from fidec.training.loop import load_training_data
-    from fidec.training.programs import cached_agent
-    from fidec.training.rundir import RunPaths, read_config
+    from fidec.training.rundir import RunDir
 
-    train_config, record = read_config(run_dir)
+    run = RunDir.open(run_dir)
+    train_config, record = run.read_config()
     if train_config.agent_name not in ("fd", "iso"):
         raise ValueError(
             f"run {run_dir} trained agent {train_config.agent_name!r}, which has no residual refinement; "
@@ -604,15 +600,10 @@ def kl_validity_for_run(
         raise ValueError(f"seed_index must lie in [0, {num_seeds}) for this run's seeds {train_config.seeds}")
     if num_states < 1:
         raise ValueError(f"num_states must be >= 1, got {num_states}")
-    obs_dim, action_dim = int(record["obs_dim"]), int(record["action_dim"])
-    agent = cached_agent(train_config.agent_name, train_config.agent, obs_dim, action_dim)
-    report = lambda message: print(message, file=sys.stderr)
-    paths = RunPaths(Path(run_dir))
-    found = load_latest_checkpoint(paths.checkpoints, step=checkpoint, report=report)
-    if found is None:
-        raise CheckpointError(f"no usable checkpoint in {paths.checkpoints}; train the run first")
-    host = unflatten_tree(state_template(agent.init, num_seeds), found.arrays, "state")
-    params = jax.tree.map(lambda x: jnp.asarray(x[seed_index]), host.agent.params)
+    loaded = run.load(step=checkpoint)
+    agent, found_step = loaded.agent, loaded.step
+    obs_dim, action_dim = agent.obs_dim, agent.action_dim
+    params = loaded.states[seed_index].params
 
     if dataset is None:
         if record.get("dataset") == "in-memory":
@@ -647,7 +638,7 @@ def kl_validity_for_run(
         run_dir=str(run_dir),
         agent=train_config.agent_name,
         env=train_config.env,
-        step=found.step,
+        step=found_step,
         seed=int(train_config.seeds[seed_index]),
         state_indices=indices,
         reports=reports,

@@ -74,12 +74,13 @@ def evaluate(
     num_envs: int | None = None,
     video_dir: str | os.PathLike | None = None,
     envs: Sequence[gymnasium.Env] | None = None,
+    on_episode: Callable[[], None] | None = None,
 ) -> dict[str, float]:
     """Run ``num_episodes`` episodes of ``policy`` on ``env_name``; see the module docstring for the keys.
 
     Pass ``envs`` (from :func:`make_eval_envs`) to reuse instances across evaluations. With ``video_dir``,
     the first episode of instance 0 is rendered and saved there as a GIF (``MUJOCO_GL=egl`` on headless
-    machines).
+    machines).  ``on_episode`` is called each time an episode ends (e.g. to advance a progress bar).
     """
     if num_episodes < 1:
         raise ValueError(f"num_episodes must be >= 1, got {num_episodes}.")
@@ -130,6 +131,8 @@ def evaluate(
                     successes[k] = float(info["success"])
                 if i == 0 and recording:
                     recording = False
+                if on_episode is not None:
+                    on_episode()
                 start_next(i)
     seconds = time.perf_counter() - start
 

@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from fidec.errors import UserError
+
 Benchmark = Literal["ogbench", "d4rl"]
 
 # The 10 OGBench state families of the FD evaluation (METHOD.md section 8).
@@ -125,7 +127,7 @@ SUITES: dict[str, tuple[str, ...]] = {
 }
 
 
-class UnknownTaskError(ValueError):
+class UnknownTaskError(UserError, ValueError):
     """A task or suite name that fidec does not know; the message lists the valid choices."""
 
 

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fidec.atomic import write_json_atomic
+from fidec.errors import UserError
+from fidec.files import write_json_atomic
 from fidec.sweeps.spec import SweepSpec, Trial
 
 MANIFEST_NAME = "manifest.json"
@@ -80,11 +81,11 @@ class TrialRecord:
         return cls(**kwargs)
 
 
-class SpecChangedError(RuntimeError):
+class SpecChangedError(UserError, RuntimeError):
     """The spec now defines a finished trial differently from the run on disk."""
 
 
-class SweepLockedError(RuntimeError):
+class SweepLockedError(UserError, RuntimeError):
     """Another ``fidec sweep`` is writing to the same output directory."""
 
 

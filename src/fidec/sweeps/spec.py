@@ -40,6 +40,7 @@ from typing import Any
 from fidec.agents import agent_names
 from fidec.config import ConfigError
 from fidec.envs.registry import SUITES, UnknownTaskError, parse_task, suite_tasks
+from fidec.errors import UserError
 
 SPEC_KEYS = (
     "name",
@@ -73,7 +74,7 @@ SWEEP_OWNED_KEYS = {
 _SAFE_CHARS = re.compile(r"[^A-Za-z0-9._=+-]")
 
 
-class SpecError(ValueError):
+class SpecError(UserError, ValueError):
     """A sweep spec that cannot be run; the message names the key and the valid choices."""
 
 

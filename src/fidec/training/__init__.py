@@ -5,21 +5,26 @@
     print(result.summary["aggregate"])
     evaluate_run(result.run_dir, episodes=50)
 
-Modules: ``config`` (TrainConfig, scale presets), ``loop`` (train / resume), ``blocks`` (fused jitted
-update blocks), ``seeds`` (vmapped or sequential seeds), ``replay`` (online replay buffer), ``online``
-(environment stepping), ``checkpoint`` (atomic, verified checkpoints), ``logging`` (metrics files and
-optional loggers), ``evaluation`` (policies, ``evaluate_run``), ``summary``, ``plots``, ``rundir``,
-``commands`` (the ``fidec train`` / ``fidec eval`` CLI).
+Modules: ``config`` (TrainConfig, scale presets), ``rundir`` (RunDir: the run directory's layout, config
+record, checkpoints, metrics tables, summary, lock, ``load``), ``loop`` (train / resume: the phases and
+their schedule), ``snapshot`` (what a checkpoint holds), ``blocks`` (fused jitted update blocks),
+``seeds`` (vmapped or sequential seeds), ``programs`` (compiled programs, cached), ``replay`` (online
+replay buffer), ``online`` (environment stepping), ``checkpoint`` (atomic, verified checkpoint files),
+``metrics`` (the JSONL/CSV tables), ``logging`` (text log, optional loggers, progress), ``finite`` (NaN
+checks), ``evaluation`` (policies, ``evaluate_run``), ``summary``, ``plots``, ``commands`` (the
+``fidec train`` / ``fidec eval`` CLI).
 """
 
 from fidec.training.config import SCALES, ScalePreset, TrainConfig, make_train_config
 from fidec.training.evaluation import evaluate_run
 from fidec.training.loop import NonFiniteError, RunInterrupted, RunResult, resume, train
-from fidec.training.rundir import RunDirError, read_config
+from fidec.training.rundir import LoadedRun, RunDir, RunDirError, read_config
 
 __all__ = [
     "SCALES",
+    "LoadedRun",
     "NonFiniteError",
+    "RunDir",
     "RunDirError",
     "RunInterrupted",
     "RunResult",

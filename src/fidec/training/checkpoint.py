@@ -4,9 +4,9 @@ Layout: ``checkpoints/step_<step:09d>/arrays.npz`` (every leaf, keyed by its pyt
 ``manifest.json`` (step, SHA-256 and size of ``arrays.npz``, leaf shapes and dtypes, run metadata).
 
 A checkpoint is written into a hidden temporary folder, each file fsync'd, then renamed into place
-(``os.replace`` is atomic on one filesystem) and the parent folder fsync'd: a kill at any moment
-leaves either the complete checkpoint or none.  Loading verifies the manifest, the size and the
-checksum; a damaged checkpoint is reported and the previous one is used.
+(:func:`fidec.files.atomic_directory`): a kill at any moment leaves either the complete checkpoint or
+none.  Loading verifies the manifest, the size and the checksum; a damaged checkpoint is reported and
+the previous one is used.  Where checkpoints live is :class:`fidec.training.rundir.RunDir`'s business.
 """
 
 from __future__ import annotations
@@ -25,13 +25,16 @@ from typing import Any
 import jax
 import numpy as np
 
+from fidec.errors import UserError
+from fidec.files import atomic_directory, remove_stale_temporaries
+
 FORMAT_VERSION = 1
 ARRAYS_FILE = "arrays.npz"
 MANIFEST_FILE = "manifest.json"
 PREFIX = "step_"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint is missing, damaged, or does not match the run it is loaded into."""
 
 
@@ -102,47 +105,33 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def save_checkpoint(
     root: str | os.PathLike, step: int, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], keep: int
 ) -> Path:
-    """Write ``arrays`` and ``meta`` as checkpoint ``step`` atomically; keep the newest ``keep`` checkpoints."""
+    """Write ``arrays`` and ``meta`` as checkpoint ``step`` atomically; keep the newest ``keep`` checkpoints.
+
+    Disk full (or any OS error) raises :class:`fidec.files.WriteError`; the previous checkpoints are intact.
+    """
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
     final = checkpoint_dir(root, step)
-    temporary = root / f".{final.name}.tmp-{os.getpid()}"
-    if temporary.exists():
-        shutil.rmtree(temporary)
-    temporary.mkdir()
-    arrays_path = temporary / ARRAYS_FILE
-    with open(arrays_path, "wb") as stream:
-        np.savez(stream, **{k: np.asarray(v) for k, v in arrays.items()})
-        stream.flush()
-        os.fsync(stream.fileno())
-    manifest = {
-        "format": FORMAT_VERSION,
-        "step": step,
-        "arrays_sha256": _sha256(arrays_path),
-        "arrays_bytes": arrays_path.stat().st_size,
-        "leaves": {k: [list(np.shape(v)), str(np.asarray(v).dtype)] for k, v in arrays.items()},
-        "meta": dict(meta),
-    }
-    with open(temporary / MANIFEST_FILE, "w") as stream:
-        json.dump(manifest, stream, indent=1)
-        stream.flush()
-        os.fsync(stream.fileno())
-    _fsync_dir(temporary)
-    if final.exists():  # an older write of the same step (e.g. a damaged one): replace it
-        shutil.rmtree(final)
-    os.replace(temporary, final)
-    _fsync_dir(root)
+    with atomic_directory(final) as folder:
+        arrays_path = folder / ARRAYS_FILE
+        with open(arrays_path, "wb") as stream:
+            np.savez(stream, **{k: np.asarray(v) for k, v in arrays.items()})
+            stream.flush()
+            os.fsync(stream.fileno())
+        manifest = {
+            "format": FORMAT_VERSION,
+            "step": step,
+            "arrays_sha256": _sha256(arrays_path),
+            "arrays_bytes": arrays_path.stat().st_size,
+            "leaves": {k: [list(np.shape(v)), str(np.asarray(v).dtype)] for k, v in arrays.items()},
+            "meta": dict(meta),
+        }
+        with open(folder / MANIFEST_FILE, "w") as stream:
+            json.dump(manifest, stream, indent=1)
+            stream.flush()
+            os.fsync(stream.fileno())
     prune_checkpoints(root, keep)
     return final
 
@@ -150,9 +139,7 @@ def save_checkpoint(
 def prune_checkpoints(root: str | os.PathLike, keep: int) -> None:
     """Delete all but the newest ``keep`` checkpoints, and leftovers of interrupted writes."""
     root = Path(root)
-    for child in root.glob(f".{PREFIX}*.tmp-*"):
-        if child.is_dir() and not child.name.endswith(f"-{os.getpid()}"):
-            shutil.rmtree(child, ignore_errors=True)
+    remove_stale_temporaries(root, f"{PREFIX}*")
     for _, path in list_checkpoints(root)[:-keep]:
         shutil.rmtree(path, ignore_errors=True)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 
+from fidec.errors import EXIT_FAILURE, EXIT_INTERRUPTED, UserError, fail
 from fidec.training.config import DEFAULT_AGENT, DEFAULT_ENV, SCALES
 
 app = typer.Typer(
@@ -22,14 +23,6 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-EXIT_BAD_INPUT = 2
-EXIT_NON_FINITE = 1
-EXIT_INTERRUPTED = 130
-
-
-def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(code)
 
 
 def parse_assignments(assignments: list[str]) -> dict[str, str]:
@@ -41,16 +34,6 @@ def parse_assignments(assignments: list[str]) -> dict[str, str]:
             raise ValueError(f"--set expects KEY=VALUE (e.g. --set agent.fisher.t_eps=0.95), got {item!r}")
         out[key.strip()] = value.strip()
     return out
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from fidec.config import ConfigError
-    from fidec.data import DatasetError
-    from fidec.envs import UnknownTaskError
-    from fidec.training.checkpoint import CheckpointError
-    from fidec.training.rundir import RunDirError
-
-    return (ConfigError, DatasetError, UnknownTaskError, RunDirError, CheckpointError, FileNotFoundError)
 
 
 def _print_config(config) -> None:
@@ -93,9 +76,13 @@ def train_command(
     online_steps: int | None = typer.Option(
         None, "--online-steps", help="Online steps after the offline phase."
     ),
-    seeds: str | None = typer.Option(None, "--seeds", help="Comma-separated seeds, e.g. 0,1,2 (vmapped)."),
-    sequential_seeds: bool = typer.Option(
-        False, "--sequential-seeds", help="Loop over seeds instead of vmapping."
+    seeds: str | None = typer.Option(None, "--seeds", help="Comma-separated seeds, e.g. 0,1,2 (one process)."),
+    vmap_seeds: bool | None = typer.Option(
+        None,
+        "--vmap-seeds/--sequential-seeds",
+        help="Train the seeds in one vmapped program, or one after another (default: sequential on a CPU, "
+        "vmapped on a GPU).",
+        show_default=False,
     ),
     eval_episodes: int | None = typer.Option(None, "--eval-episodes", help="Episodes per evaluation."),
     action_mode: str | None = typer.Option(
@@ -141,8 +128,8 @@ def train_command(
             "run_dir": str(run_dir) if run_dir else None,
         }
         overrides.update({k: v for k, v in flags.items() if v is not None})
-        if sequential_seeds:
-            overrides["vmap_seeds"] = False
+        if vmap_seeds is not None:
+            overrides["vmap_seeds"] = vmap_seeds
         if tensorboard:
             overrides["tensorboard"] = True
         if wandb:
@@ -153,10 +140,9 @@ def train_command(
             explicit = [
                 o for o, v in (("--agent", agent != DEFAULT_AGENT), ("--env", env != DEFAULT_ENV)) if v
             ]
-            if explicit or preset or "run_dir" in overrides:
-                raise _fail(
-                    f"--resume continues a run with its saved config; drop {explicit + ['--preset'] * bool(preset)}"
-                )
+            dropped = explicit + ["--preset"] * bool(preset) + ["--run-dir"] * ("run_dir" in overrides)
+            if dropped:
+                raise fail(f"--resume continues a run with its saved config; drop {', '.join(dropped)}")
             if show_config:
                 from fidec.training.rundir import read_config
 
@@ -176,11 +162,9 @@ def train_command(
         typer.secho("aborted (second Ctrl-C): no checkpoint was written for the last block", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except NonFiniteError as exc:
-        raise _fail(str(exc), EXIT_NON_FINITE) from None
-    except _user_errors() as exc:
-        raise _fail(str(exc)) from None
-    except ValueError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc), EXIT_FAILURE) from None
+    except (UserError, FileNotFoundError, ValueError) as exc:
+        raise fail(str(exc)) from None
 
 
 @app.command("eval")
@@ -201,11 +185,9 @@ def eval_command(
     from fidec.training.evaluation import evaluate_run
 
     try:
-        record = evaluate_run(run_dir, checkpoint, episodes, video, action_mode, num_envs=num_envs)
-    except _user_errors() as exc:
-        raise _fail(str(exc)) from None
-    except ValueError as exc:
-        raise _fail(str(exc)) from None
+        record = evaluate_run(run_dir, checkpoint, episodes, video, action_mode, num_envs=num_envs, progress=True)
+    except (UserError, FileNotFoundError, ValueError) as exc:
+        raise fail(str(exc)) from None
     metric = record["metric"]
     table = Table(title=f"{record['agent']} on {record['env']}, checkpoint step {record['step']}")
     for column in ("seed", metric, "return_mean", "episodes"):

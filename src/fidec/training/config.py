@@ -126,7 +126,9 @@ class TrainConfig:
         action_clip_eps: clip the dataset's actions to [-1 + eps, 1 - eps] before training, as the official FD
             and FQL code do (``action_clip_eps`` of their ``make_env_and_datasets``); None keeps them.
         seeds: seeds trained together; each has its own parameters, RNG and sampler key.
-        vmap_seeds: train several seeds in one vmapped program (False: one after another per block).
+        vmap_seeds: train several seeds in one vmapped program (True) or one after another per block (False);
+            None: fidec's rule for the backend (:func:`fidec.training.seeds.vmap_by_default`: sequential on a
+            CPU, where vmapped seeds are slower per seed, vmapped on accelerators).
         steps: offline gradient steps.
         online_steps: environment steps (one update each) after the offline phase (0: offline only).
         log_interval: steps per fused block; train metrics (block means) are written once per block.
@@ -156,7 +158,7 @@ class TrainConfig:
     dataset_episodes: int | None = field(default_factory=lambda: _main_job("dataset_episodes"))
     action_clip_eps: float | None = 1e-5
     seeds: tuple[int, ...] = (0,)
-    vmap_seeds: bool = True
+    vmap_seeds: bool | None = None
     steps: int = field(default_factory=lambda: _main_job("steps"))
     online_steps: int = 0
     log_interval: int = field(default_factory=lambda: _main_job("log_interval"))

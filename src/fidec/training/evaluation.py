@@ -20,7 +20,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fidec.agents import Agent, AgentState
+from fidec.agents import Agent, AgentConfig, AgentState
+from fidec.data.visual import stack_frames
+from fidec.envs import evaluate, make_eval_envs, parse_task
+from fidec.envs.evaluate import DEFAULT_NUM_ENVS
+from fidec.files import write_json_atomic
+from fidec.stats import mean_std
+from fidec.training.logging import EpisodeBar
+from fidec.training.rundir import RunDir
 
 Evaluator = Callable[..., dict]
 SCORE_METRICS = ("success", "normalized_score")
@@ -31,8 +38,6 @@ TIMING_KEYS = ("env_steps_per_second",)
 def score_metric(env_name: str) -> str:
     """'success' for OGBench tasks, 'normalized_score' for D4RL tasks (and 'success' for unknown names)."""
     try:
-        from fidec.envs import parse_task
-
         return "normalized_score" if parse_task(env_name).benchmark == "d4rl" else "success"
     except ValueError:
         return "success"
@@ -63,8 +68,6 @@ class AgentPolicy:
 
 
 def default_evaluator() -> Evaluator:
-    from fidec.envs import evaluate
-
     return evaluate
 
 
@@ -92,11 +95,12 @@ def evaluate_seeds(
     num_envs: int | None = None,
     video_dir: Path | None = None,
     envs: Sequence[Any] | None = None,
+    on_episode: Callable[[], None] | None = None,
 ) -> dict[int, dict[str, Any]]:
     """{seed: results} for each seed's agent state, evaluated over ``episodes`` episodes.
 
     ``envs``: environment instances to reuse (passed on to the evaluator; episodes are seeded one by one,
-    so reuse does not change the results).
+    so reuse does not change the results).  ``on_episode``: called after each episode (progress).
     """
     evaluator = evaluator or default_evaluator()
     if mode not in agent.modes:
@@ -110,23 +114,20 @@ def evaluate_seeds(
             kwargs["envs"] = envs
         if video_dir is not None:
             kwargs["video_dir"] = str(video_dir / f"seed_{seed}")
+        if on_episode is not None:
+            kwargs["on_episode"] = on_episode
         results = evaluator(policy, env_name, episodes, eval_seed, **kwargs)
         out[seed] = clean_results(results)
     return out
 
 
-def eval_envs_for(agent_config, env_name: str, episodes: int, num_envs: int | None = None) -> list | None:
-    """Evaluation environments for a pixel agent (frames stacked as in training); None for state agents,
-    whose environments the evaluator builds itself."""
-    encoder = agent_config.encoder
-    if not encoder.pixels:
-        return None
-    from fidec.data.visual import stack_frames
-    from fidec.envs import make_eval_envs
-    from fidec.envs.evaluate import DEFAULT_NUM_ENVS
-
+def eval_envs_for(agent_config: AgentConfig, env_name: str, episodes: int, num_envs: int | None = None) -> list:
+    """The evaluation environments of a run, built once and reused by every evaluation: ``min(episodes,
+    num_envs)`` instances, frames stacked as in training for a pixel agent."""
     count = min(episodes, num_envs or DEFAULT_NUM_ENVS)
-    return stack_frames(make_eval_envs(env_name, count, seed=0), encoder.frame_stack)
+    envs = make_eval_envs(env_name, count, seed=0)
+    encoder = agent_config.encoder
+    return stack_frames(envs, encoder.frame_stack) if encoder.pixels else envs
 
 
 def score_of(results: dict[str, Any], metric: str) -> float | None:
@@ -142,6 +143,7 @@ def evaluate_run(
     action_mode: str | None = None,
     evaluator: Evaluator | None = None,
     num_envs: int | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a saved run's checkpoint (default: the newest good one) for every seed.
 
@@ -149,52 +151,52 @@ def evaluate_run(
     to the run's.  With the run's settings, the result equals the run's own evaluation at that step.
     Writes ``evals/step_<step>-<mode>-<episodes>ep.json`` (videos under ``videos/``) and returns the record.
     """
-    import sys
-
-    from fidec.atomic import write_json_atomic
-    from fidec.training.blocks import state_template
-    from fidec.training.checkpoint import CheckpointError, load_latest_checkpoint, unflatten_tree
-    from fidec.training.rundir import RunPaths, read_config
-    from fidec.training.summary import mean_std
-
-    config, record = read_config(run_dir)
-    paths = RunPaths(Path(run_dir))
-    from fidec.training.programs import cached_agent
-
-    agent = cached_agent(config.agent_name, config.agent, int(record["obs_dim"]), int(record["action_dim"]))
-    report = lambda message: print(message, file=sys.stderr)
-    found = load_latest_checkpoint(paths.checkpoints, step=checkpoint, report=report)
-    if found is None:
-        raise CheckpointError(f"no usable checkpoint in {paths.checkpoints}; train the run first")
-    template = state_template(agent.init, len(config.seeds))
-    host = unflatten_tree(template, found.arrays, "state")
-    states = [jax.tree.map(lambda x, i=i: jnp.asarray(x[i]), host.agent) for i in range(len(config.seeds))]
-    episodes = episodes or config.eval_episodes or 50
-    mode = action_mode or config.action_mode
-    video_dir = paths.videos / f"step_{found.step}" if video else None
-    envs = eval_envs_for(config.agent, config.env, episodes, num_envs)
-    results = evaluate_seeds(
-        agent, states, config.seeds, config.env, found.step, episodes, mode, evaluator, num_envs, video_dir, envs
-    )
-    metric = score_metric(config.env)
-    mean, std = mean_std([score_of(r, metric) for r in results.values()])
-    out = {
-        "run_dir": str(paths.root),
-        "agent": config.agent_name,
-        "env": config.env,
-        "step": found.step,
-        "episodes": episodes,
-        "action_mode": mode,
-        "metric": metric,
-        "per_seed": {str(seed): r for seed, r in results.items()},
-        "aggregate": {"mean": mean, "std": std},
-        "protocol": (
-            f"{metric} of checkpoint step {found.step} over {episodes} episodes per seed, action mode '{mode}'; "
-            "mean and sample standard deviation (ddof=1) over seeds"
-        ),
-    }
-    if video_dir is not None:
-        out["video_dir"] = str(video_dir)
-    paths.evals.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(paths.evals / f"step_{found.step:09d}-{mode}-{episodes}ep.json", out)
+    run = RunDir.open(run_dir)
+    with run.lock():
+        loaded = run.load(step=checkpoint)
+        config, agent, states = loaded.config, loaded.agent, loaded.states
+        episodes = episodes or config.eval_episodes or 50
+        mode = action_mode or config.action_mode
+        video_dir = run.videos_dir / f"step_{loaded.step}" if video else None
+        envs = None
+        if evaluator is None:
+            envs = eval_envs_for(config.agent, config.env, episodes, num_envs)
+        bar = EpisodeBar(episodes * len(config.seeds), progress and evaluator is None)
+        try:
+            results = evaluate_seeds(
+                agent,
+                states,
+                config.seeds,
+                config.env,
+                loaded.step,
+                episodes,
+                mode,
+                evaluator,
+                num_envs,
+                video_dir,
+                envs,
+                on_episode=bar.callback if evaluator is None else None,
+            )
+        finally:
+            bar.close()
+        metric = score_metric(config.env)
+        stat = mean_std([score_of(r, metric) for r in results.values()])
+        out = {
+            "run_dir": str(run.root),
+            "agent": config.agent_name,
+            "env": config.env,
+            "step": loaded.step,
+            "episodes": episodes,
+            "action_mode": mode,
+            "metric": metric,
+            "per_seed": {str(seed): r for seed, r in results.items()},
+            "aggregate": {"mean": stat.mean, "std": stat.std},
+            "protocol": (
+                f"{metric} of checkpoint step {loaded.step} over {episodes} episodes per seed, action mode '{mode}'; "
+                "mean and sample standard deviation (ddof=1) over seeds"
+            ),
+        }
+        if video_dir is not None:
+            out["video_dir"] = str(video_dir)
+        write_json_atomic(run.evals_dir / f"step_{loaded.step:09d}-{mode}-{episodes}ep.json", out)
     return out

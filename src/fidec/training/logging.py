@@ -1,123 +1,68 @@
-"""Where a run's numbers go: JSONL and CSV always, TensorBoard and wandb when asked, a text log, a progress bar.
+"""Where a run's numbers go: the metrics tables always, TensorBoard and wandb when asked, a text log, progress bars.
 
-``metrics/train.jsonl`` and ``metrics/eval.jsonl`` are the record: one JSON object per (step, seed).
-The CSV files beside them hold the same rows (columns: the union of keys seen so far; the file is
-rewritten when a new column appears, e.g. at the start of the online phase).  On resume both files are
-cut back to the checkpoint's step, so a resumed run writes the same bytes as an uninterrupted one.
-Nothing time-dependent goes into these files (timings go to ``train.log`` and ``summary.json``).
+``metrics/train.jsonl`` and ``metrics/eval.jsonl`` are the record (see :mod:`fidec.training.metrics`).
+Nothing time-dependent goes into them (timings go to ``train.log`` and ``summary.json``).
+
+wandb: one wandb run per seed, named ``<run name>-seed<k>`` and grouped under the run name; their ids are
+kept in the run directory's ``wandb.json`` so that ``fidec train --resume`` continues the same wandb runs.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import math
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
-from fidec.atomic import write_text_atomic
+from tqdm.auto import tqdm
 
-FIRST_COLUMNS = ("step", "seed", "phase")
+from fidec.files import write_json_atomic
+from fidec.training.rundir import RunDir
 
-
-def _clean(value: Any) -> Any:
-    """JSON-safe scalar: floats as Python floats (non-finite ones as strings), numpy scalars unwrapped."""
-    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
-
-
-class MetricsTable:
-    """One metrics table as ``<name>.jsonl`` (appended) and ``<name>.csv`` (same rows)."""
-
-    def __init__(self, directory: Path, name: str):
-        self.jsonl_path = directory / f"{name}.jsonl"
-        self.csv_path = directory / f"{name}.csv"
-        self.rows: list[dict] = []
-        self.columns: list[str] = []
-
-    def load(self, max_step: int | None) -> list[dict]:
-        """Read existing rows (skipping a torn last line), keep those with step <= max_step, rewrite both files."""
-        rows = []
-        if self.jsonl_path.exists():
-            for line in self.jsonl_path.read_text().splitlines():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if max_step is None or row["step"] <= max_step:
-                    rows.append(row)
-        self.rows = rows
-        self.columns = self._columns_for(rows)
-        write_text_atomic(self.jsonl_path, "".join(json.dumps(r) + "\n" for r in rows))
-        self._rewrite_csv()
-        return rows
-
-    @staticmethod
-    def _columns_for(rows: Sequence[Mapping]) -> list[str]:
-        columns = list(FIRST_COLUMNS)
-        for row in rows:
-            columns.extend(k for k in row if k not in columns)
-        return columns
-
-    def _rewrite_csv(self) -> None:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=self.columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(self.rows)
-        write_text_atomic(self.csv_path, buffer.getvalue())
-
-    def append(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        rows = [{k: _clean(v) for k, v in row.items()} for row in rows]
-        with open(self.jsonl_path, "a") as stream:
-            stream.write("".join(json.dumps(r) + "\n" for r in rows))
-        self.rows.extend(rows)
-        new_columns = self._columns_for(self.rows)
-        if new_columns != self.columns:
-            self.columns = new_columns
-            self._rewrite_csv()
-            return
-        buffer = io.StringIO()
-        csv.DictWriter(buffer, fieldnames=self.columns, lineterminator="\n").writerows(rows)
-        with open(self.csv_path, "a") as stream:
-            stream.write(buffer.getvalue())
+# Training metrics shown in the progress bar (those the agent reports), in this order.
+BAR_METRICS = ("critic_loss", "actor_loss", "bc_loss", "penalty", "alpha")
 
 
 class TextLog:
     """``train.log``: timestamped lines; ``echo`` also prints them (above the progress bar)."""
 
-    def __init__(self, path: Path, console: bool = True):
-        self.path = path
+    def __init__(self, run: RunDir, console: bool = True):
+        self.path = run.log_path
         self.console = console
-        self._stream = open(path, "a")
+        self._stream = open(self.path, "a")
 
     def write(self, message: str, echo: bool = False) -> None:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         self._stream.write(f"{stamp} {message}\n")
         self._stream.flush()
         if echo and self.console:
-            from tqdm import tqdm
-
             tqdm.write(message, file=sys.stderr)
 
     def close(self) -> None:
-        self._stream.close()
+        if not self._stream.closed:
+            self._stream.close()
+
+
+def _scalars(values: Mapping[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in values.items() if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
 class OptionalLoggers:
     """TensorBoard (tensorboardX) and wandb, each only when enabled; neither is ever required."""
 
     def __init__(
-        self, run_dir: Path, config_dict: dict, tensorboard: bool, wandb: bool, project: str, mode: str
+        self,
+        run: RunDir,
+        config_dict: dict,
+        seeds: Sequence[int],
+        tensorboard: bool,
+        wandb: bool,
+        project: str,
+        mode: str,
     ):
         self.tb = None
-        self.wandb_run = None
+        self.wandb_runs: dict[int, Any] = {}
         if tensorboard:
             try:
                 from tensorboardX import SummaryWriter
@@ -126,48 +71,64 @@ class OptionalLoggers:
                     "tensorboard logging is on but tensorboardX is not installed: pip install tensorboardX "
                     "(or pip install 'fidec[tensorboard]'), or leave tensorboard off"
                 ) from exc
-            self.tb = SummaryWriter(str(run_dir / "tensorboard"))
+            self.tb = SummaryWriter(str(run.tensorboard_dir))
         if wandb and mode != "disabled":
-            try:
-                import wandb as wandb_lib
-            except ImportError as exc:
-                raise RuntimeError(
-                    "wandb logging is on but wandb is not installed: pip install wandb, or leave wandb off"
-                ) from exc
-            self.wandb_run = wandb_lib.init(
-                project=project,
-                dir=str(run_dir),
-                mode=mode,
-                config=config_dict,
-                name=run_dir.name,
-                resume="allow",
-            )
+            self.wandb_runs = _open_wandb_runs(run, config_dict, seeds, project, mode)
 
     def log(self, group: str, step: int, seed: int, values: Mapping[str, Any]) -> None:
-        scalars = {
-            k: float(v) for k, v in values.items() if isinstance(v, int | float) and not isinstance(v, bool)
-        }
+        scalars = _scalars(values)
         if self.tb is not None:
             for k, v in scalars.items():
                 self.tb.add_scalar(f"seed_{seed}/{group}/{k}", v, step)
-        if self.wandb_run is not None:
-            self.wandb_run.log({f"seed_{seed}/{group}/{k}": v for k, v in scalars.items()}, step=step)
+        if seed in self.wandb_runs:
+            self.wandb_runs[seed].log({f"{group}/{k}": v for k, v in scalars.items()}, step=step)
 
     def close(self) -> None:
         if self.tb is not None:
             self.tb.close()
-        if self.wandb_run is not None:
-            self.wandb_run.finish()
+        for wandb_run in self.wandb_runs.values():
+            wandb_run.finish()
+        self.wandb_runs = {}
+
+
+def _open_wandb_runs(run: RunDir, config_dict: dict, seeds: Sequence[int], project: str, mode: str) -> dict:
+    try:
+        import wandb as wandb_lib
+    except ImportError as exc:
+        raise RuntimeError(
+            "wandb logging is on but wandb is not installed: pip install 'fidec[wandb]', or leave wandb off"
+        ) from exc
+    ids: dict[str, str] = {}
+    if run.wandb_path.is_file():
+        import json
+
+        ids = json.loads(run.wandb_path.read_text())
+    runs = {}
+    name = run.root.name
+    for seed in seeds:
+        run_id = ids.get(str(seed)) or wandb_lib.util.generate_id()
+        ids[str(seed)] = run_id
+        runs[seed] = wandb_lib.init(
+            project=project,
+            id=run_id,
+            resume="allow",
+            name=f"{name}-seed{seed}",
+            group=name,
+            dir=str(run.root),
+            mode=mode,
+            config={**config_dict, "seed": seed},
+            reinit="create_new",
+        )
+    write_json_atomic(run.wandb_path, ids)
+    return runs
 
 
 class RunLogger:
     """Train and eval tables plus the optional loggers, behind two calls: ``train`` and ``eval``."""
 
-    def __init__(self, run_dir: Path, optional: OptionalLoggers | None = None):
-        directory = run_dir / "metrics"
-        directory.mkdir(parents=True, exist_ok=True)
-        self.train_table = MetricsTable(directory, "train")
-        self.eval_table = MetricsTable(directory, "eval")
+    def __init__(self, run: RunDir, optional: OptionalLoggers | None = None):
+        self.train_table = run.metrics_table("train")
+        self.eval_table = run.metrics_table("eval")
         self.optional = optional
 
     def resume_at(self, step: int | None) -> None:
@@ -175,19 +136,17 @@ class RunLogger:
         self.train_table.load(step)
         self.eval_table.load(step)
 
-    def train(self, step: int, phase: str, per_seed: Mapping[int, Mapping[str, Any]]) -> None:
-        rows = [{"step": step, "seed": seed, "phase": phase, **values} for seed, values in per_seed.items()]
-        self.train_table.append(rows)
+    def _write(self, table, group: str, step: int, phase: str, per_seed: Mapping[int, Mapping[str, Any]]) -> None:
+        table.append([{"step": step, "seed": seed, "phase": phase, **values} for seed, values in per_seed.items()])
         if self.optional:
             for seed, values in per_seed.items():
-                self.optional.log("train", step, seed, values)
+                self.optional.log(group, step, seed, values)
+
+    def train(self, step: int, phase: str, per_seed: Mapping[int, Mapping[str, Any]]) -> None:
+        self._write(self.train_table, "train", step, phase, per_seed)
 
     def eval(self, step: int, phase: str, per_seed: Mapping[int, Mapping[str, Any]]) -> None:
-        rows = [{"step": step, "seed": seed, "phase": phase, **values} for seed, values in per_seed.items()]
-        self.eval_table.append(rows)
-        if self.optional:
-            for seed, values in per_seed.items():
-                self.optional.log("eval", step, seed, values)
+        self._write(self.eval_table, "eval", step, phase, per_seed)
 
     def close(self) -> None:
         if self.optional:
@@ -195,11 +154,11 @@ class RunLogger:
 
 
 class Progress:
-    """A tqdm bar over all steps with steps/s, ETA and the latest evaluation score."""
+    """A progress bar over all steps: status (compiling / training / evaluating), steps/s, ETA, the latest
+    losses and evaluation score.  A ticker refreshes it every second while a long block runs, so the elapsed
+    time moves even before the first block (which includes compilation) ends."""
 
     def __init__(self, total: int, initial: int, enabled: bool):
-        from tqdm import tqdm
-
         self.bar = tqdm(
             total=total,
             initial=initial,
@@ -209,13 +168,53 @@ class Progress:
             file=sys.stderr,
             smoothing=0.3,
         )
+        self.enabled = enabled
         self.postfix: dict[str, str] = {}
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+        if enabled:
+            self._ticker = threading.Thread(target=self._tick, daemon=True)
+            self._ticker.start()
+        self.closed = False
 
-    def advance(self, steps: int, **postfix: str) -> None:
+    def _tick(self) -> None:
+        while not self._stop.wait(1.0):
+            try:
+                self.bar.refresh()
+            except Exception:  # a closed or detached bar: stop quietly
+                return
+
+    def status(self, text: str) -> None:
+        self.bar.set_description_str(text, refresh=True)
+
+    def advance(self, steps: int, metrics: Mapping[str, float] | None = None, **postfix: str) -> None:
+        if metrics:
+            self.postfix.update({k: f"{metrics[k]:.3g}" for k in BAR_METRICS if k in metrics})
         self.postfix.update(postfix)
         if self.postfix:
             self.bar.set_postfix(self.postfix, refresh=False)
         self.bar.update(steps)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join(timeout=2.0)
+        self.bar.close()
+
+
+class EpisodeBar:
+    """A transient bar over the evaluation episodes of all seeds (``callback`` advances it by one)."""
+
+    def __init__(self, total: int, enabled: bool, description: str = "evaluating"):
+        self.bar = tqdm(
+            total=total, unit="episode", desc=description, disable=not enabled, leave=False, file=sys.stderr
+        )
+
+    def callback(self) -> None:
+        self.bar.update(1)
 
     def close(self) -> None:
         self.bar.close()

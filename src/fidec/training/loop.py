@@ -9,16 +9,18 @@ same metrics files as an uninterrupted one (bitwise, on the same machine and mod
 
 Offline, a block is one jitted scan of updates (see :mod:`fidec.training.blocks`).  Online, each
 environment step is one jitted call that inserts the last transition, updates once and picks the next
-action; the environments step on the host.
+action; the environments step on the host.  The run directory (layout, config, checkpoints, metrics,
+summary, lock) is :class:`~fidec.training.rundir.RunDir`'s; what a checkpoint holds is
+:mod:`fidec.training.snapshot`'s.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -29,40 +31,24 @@ import jax.numpy as jnp
 import numpy as np
 
 from fidec.agents import REGISTRY, Agent
-from fidec.atomic import write_json_atomic
-from fidec.config import ConfigError, to_dict
-from fidec.data import Dataset
+from fidec.config import ConfigError, apply_overrides, to_dict
+from fidec.data import Dataset, load_dataset
 from fidec.data.dataset import clip_actions
-from fidec.training import blocks
-from fidec.training.checkpoint import (
-    Checkpoint,
-    flatten_tree,
-    list_checkpoints,
-    load_latest_checkpoint,
-    save_checkpoint,
-    unflatten_tree,
-)
+from fidec.envs import parse_task
+from fidec.training import blocks, snapshot
 from fidec.training.config import TrainConfig, check_consistency
-from fidec.training.evaluation import Evaluator, evaluate_seeds, score_metric
-from fidec.training.logging import OptionalLoggers, Progress, RunLogger, TextLog
+from fidec.training.evaluation import Evaluator, eval_envs_for, evaluate_seeds, score_metric
+from fidec.training.finite import NonFiniteError, check_seeds, nonfinite_diagnostics, stop_message
+from fidec.training.logging import EpisodeBar, OptionalLoggers, Progress, RunLogger, TextLog
 from fidec.training.online import EnvFactory, OnlineEnvs
 from fidec.training.plots import plot_learning_curves
 from fidec.training.programs import cached_agent, cached_programs
-from fidec.training.replay import empty_buffer, filled_rows, online_capacity, restore_rows
-from fidec.training.rundir import (
-    RESUMABLE_KEYS,
-    RunDirError,
-    RunPaths,
-    create_run_dir,
-    default_run_dir,
-    read_config,
-    write_config,
-)
-from fidec.training.summary import build_summary, format_summary
+from fidec.training.replay import empty_buffer, online_capacity
+from fidec.training.rundir import RESUMABLE_KEYS, RunDir, RunDirError, default_run_dir, same_run
+from fidec.training.seeds import vmap_by_default
+from fidec.training.summary import build_summary, closing_message, format_summary
 
-
-class NonFiniteError(RuntimeError):
-    """A loss or parameter became NaN/inf; the message names the step, the metric and the last good checkpoint."""
+__all__ = ["NonFiniteError", "RunInterrupted", "RunResult", "resume", "train"]
 
 
 class RunInterrupted(Exception):
@@ -88,7 +74,7 @@ class RunResult:
 
 
 @contextmanager
-def _sigint_flag():
+def _sigint_flag() -> Iterator[dict[str, bool]]:
     """While active, a first Ctrl-C only sets ``flag['set']`` (the run stops after the block); a second one aborts."""
     flag = {"set": False}
     if threading.current_thread() is not threading.main_thread():
@@ -119,8 +105,6 @@ def _is_multiple(step: int, interval: int) -> bool:
 
 def load_training_data(config: TrainConfig) -> Dataset:
     """The run's training set (generated and cached first when allowed and missing)."""
-    from fidec.data import load_dataset
-
     train_set, _ = load_dataset(
         config.env,
         dataset_dir=config.dataset_dir,
@@ -134,12 +118,40 @@ def load_training_data(config: TrainConfig) -> Dataset:
     return train_set
 
 
-class _Run:
-    """One training session (fresh or resumed); :func:`train` is its public face."""
+def check_runnable(config: TrainConfig, dataset: Dataset | None, evaluator: Evaluator | None) -> TrainConfig:
+    """Everything about ``config`` that can be checked before any file is written or data is loaded."""
+    config = check_consistency(config)
+    if (dataset is None or evaluator is None) and config.total_steps > 0:
+        parse_task(config.env)  # unknown names fail here, listing the valid ones
+    modes = REGISTRY[config.agent_name].MODES
+    if config.action_mode not in modes:
+        raise ConfigError(
+            f"agent {config.agent_name!r} supports action modes {list(modes)}, not {config.action_mode!r} "
+            "(set eval_action_mode or agent.action_mode)"
+        )
+    return config
+
+
+def _open_run_dir(config: TrainConfig, resume: bool) -> tuple[RunDir, bool]:
+    """(the run directory, whether the run continues): claimed fresh, opened for ``resume``, or, when the
+    directory already holds this very run (same settings; e.g. a rerun after a crash), continued."""
+    root = Path(config.run_dir) if config.run_dir else default_run_dir(config)
+    if resume:
+        return RunDir.open(root), True
+    existing = RunDir(root)
+    if existing.is_run and same_run(existing.read_config()[0], replace(config, run_dir=str(root))):
+        return existing, True
+    return RunDir.claim(root, replace(config, run_dir=str(root))), False
+
+
+class _Session:
+    """One training session of a run (fresh or resumed): loads the data, restores the newest checkpoint, then
+    schedules the offline and online phases, the evaluations and the checkpoints."""
 
     def __init__(
         self,
         config: TrainConfig,
+        run: RunDir,
         resume: bool,
         dataset: Dataset | None,
         evaluator: Evaluator | None,
@@ -147,36 +159,21 @@ class _Run:
         console: bool,
     ):
         self.session_start = time.perf_counter()
-        self.config = check_consistency(config)
+        self.config = replace(config, run_dir=str(run.root))
+        self.run = run
         self.evaluator = evaluator
         self.env_factory = env_factory
-        if (dataset is None or evaluator is None) and config.total_steps > 0:
-            from fidec.envs import parse_task
-
-            parse_task(config.env)  # unknown names fail here, listing the valid ones
-        modes = REGISTRY[config.agent_name].MODES
-        if config.action_mode not in modes:
-            raise ConfigError(
-                f"agent {config.agent_name!r} supports action modes {list(modes)}, not {config.action_mode!r} "
-                "(set eval_action_mode or agent.action_mode)"
-            )
-        root = Path(config.run_dir) if config.run_dir else default_run_dir(config)
-        if resume:
-            if not (root / "config.json").exists():
-                raise RunDirError(f"cannot resume {root}: it is not a fidec run directory (no config.json)")
-            self.paths = RunPaths(root)
-        else:
-            self.paths = create_run_dir(root)
-        self.config = replace(self.config, run_dir=str(root))
-        self.text = TextLog(self.paths.log, console)
-        self.timing = {
-            "data_seconds": 0.0,
-            "train_seconds": 0.0,
-            "eval_seconds": 0.0,
-            "checkpoint_seconds": 0.0,
-        }
+        self.console = console
+        self.text = TextLog(run, console)
+        self.timing = {"data_seconds": 0.0, "train_seconds": 0.0, "eval_seconds": 0.0, "checkpoint_seconds": 0.0}
         self.timed_updates = 0
         self.timed_update_seconds = 0.0
+        self.previous_timing: dict[str, float] = {}
+        self.reported_diagnostics: set[str] = set()
+        self.sigint = {"set": False}
+        self.last_saved = -1
+        self.eval_envs: list | None = None
+        self.online: snapshot.OnlineParts | None = None
 
         start = time.perf_counter()
         injected = dataset is not None
@@ -188,95 +185,98 @@ class _Run:
             dataset = clip_actions(dataset, config.action_clip_eps)
         self.dataset = dataset
         self.agent = cached_agent(config.agent_name, config.agent, dataset.obs_dim, dataset.action_dim)
-        if not resume:
-            write_config(
-                self.paths,
-                self.config,
+        if "obs_dim" not in run.read_record():
+            run.update_record(
                 obs_dim=dataset.obs_dim,
                 action_dim=dataset.action_dim,
                 dataset_size=dataset.size,
                 dataset="in-memory" if injected else config.dataset,
             )
         self.metric = score_metric(config.env)
-        vmapped = config.vmap_seeds and len(config.seeds) > 1
+        vmap = vmap_by_default() if config.vmap_seeds is None else config.vmap_seeds
+        vmapped = vmap and len(config.seeds) > 1
         self.programs = cached_programs(
             config.agent_name, config.agent, dataset.obs_dim, dataset.action_dim, vmapped
         )
         self.seed_map = self.programs.seed_map
         self.data = dataset.to_device()
-        self.sigint = {"set": False}
-        self.last_saved = -1
-        self.envs: OnlineEnvs | None = None
-        self.pending_actions: np.ndarray | None = None
-        self.ring_capacity = 0
-        self.previous_timing: dict[str, float] = {}
-        self.eval_envs: list | None = None
-        self.reported_diagnostics: set[str] = set()
-
-    # ------------------------------------------------------------------ state, checkpoints
-
-    def fresh_states(self):
-        return self.seed_map.from_list(
-            [blocks.new_train_state(self.agent.init, s) for s in self.config.seeds]
+        self.states, self.step = self._starting_point(resume)
+        self.logger = RunLogger(
+            run,
+            OptionalLoggers(
+                run,
+                to_dict(self.config),
+                config.seeds,
+                config.tensorboard,
+                config.wandb,
+                config.wandb_project,
+                config.wandb_mode,
+            ),
         )
+        self.logger.resume_at(self.step)
+        self.progress = Progress(config.total_steps, self.step, config.progress)
+        self.progress_step = self.step
+
+    # ------------------------------------------------------------------ start, checkpoints
+
+    def _starting_point(self, resume: bool) -> tuple[Any, int]:
+        """(states, step): fresh states at step 0, or those of the newest good checkpoint."""
+        config = self.config
+        fresh = self.seed_map.from_list([blocks.new_train_state(self.agent.init, s) for s in config.seeds])
+        if not resume:
+            self.text.write(
+                f"training {config.agent_name} on {config.env}: seeds {list(config.seeds)} "
+                f"({'vmapped' if self.seed_map.vmapped else 'sequential'}), {config.steps} offline steps"
+                + (f" + {config.online_steps} online steps" if config.online_steps else "")
+                + f", dataset {self.dataset.size} transitions; run directory {self.run.root}",
+                echo=True,
+            )
+            return fresh, 0
+        checkpoint = self.run.latest_checkpoint(report=self._warn, set_aside=True)
+        if checkpoint is None:
+            logged = self.run.read_rows("train") or self.run.read_rows("eval")
+            if logged or self.run.finished:
+                last = max(r["step"] for r in logged) if logged else config.total_steps
+                raise RunDirError(
+                    f"{self.run.root} has results up to step {last} but no usable checkpoint (damaged ones are kept "
+                    f"in {self.run.damaged_dir}), so it cannot continue exactly; start a new run with another "
+                    "--run-dir"
+                )
+            self.text.write(f"no checkpoint in {self.run.root} yet: starting from step 0", echo=True)
+            return fresh, 0
+        states, self.online = snapshot.unpack(
+            checkpoint,
+            self.seed_map,
+            self.agent.init,
+            config.seeds,
+            self.data,
+            config.steps,
+            lambda: OnlineEnvs(config.env, config.seeds, self.env_factory, self._warn),
+        )
+        if checkpoint.step > config.total_steps:
+            raise RunDirError(
+                f"checkpoint step {checkpoint.step} is past the run's length ({config.total_steps}); a run cannot "
+                "be shortened on resume"
+            )
+        self.previous_timing = checkpoint.meta.get("timing", {})
+        self.last_saved = checkpoint.step
+        self.text.write(f"resuming {self.run.root} from step {checkpoint.step}", echo=True)
+        return states, checkpoint.step
 
     def save(self, states, step: int, phase: str) -> None:
         start = time.perf_counter()
-        arrays: dict[str, np.ndarray] = {}
-        meta: dict[str, Any] = {
-            "phase": phase,
+        meta = {
             "seeds": list(self.config.seeds),
             "agent": self.config.agent_name,
             "env": self.config.env,
             "timing": self._cumulative_timing(),
         }
-        if phase == "online":
-            containers = self.seed_map.to_list(states)
-            filled = min(step - self.config.steps, self.ring_capacity)
-            rows = [jax.device_get(filled_rows(s.replay, filled)) for s in containers]
-            for k in rows[0]:
-                arrays[f"replay_rows/{k}"] = np.stack([r[k] for r in rows])
-            states = self.seed_map.from_list(
-                [s.replace(replay=s.replay.replace(data=None)) for s in containers]
-            )
-            arrays.update({f"envs/{k}": v for k, v in self.envs.to_arrays().items()})
-            arrays["pending_actions"] = np.asarray(self.pending_actions)
-            meta["ring_capacity"] = self.ring_capacity
-        meta["offline_steps"] = self.config.steps
-        arrays.update(flatten_tree(self.seed_map.to_host(states), "state"))
-        save_checkpoint(self.paths.checkpoints, step, arrays, meta, self.config.keep_checkpoints)
+        arrays, meta = snapshot.pack(
+            self.seed_map, states, step, phase, meta, self.online if phase == "online" else None, self.config.steps
+        )
+        self.run.save_checkpoint(step, arrays, meta, self.config.keep_checkpoints)
         self.last_saved = step
         self.timing["checkpoint_seconds"] += time.perf_counter() - start
-
-    def restore(self, checkpoint: Checkpoint):
-        """States (and, in the online phase, environments and pending actions) from a checkpoint."""
-        if list(checkpoint.meta.get("seeds", [])) != list(self.config.seeds):
-            raise RunDirError(
-                f"checkpoint seeds {checkpoint.meta.get('seeds')} differ from the config's {list(self.config.seeds)}"
-            )
-        online = checkpoint.meta["phase"] == "online"
-        template = blocks.state_template(self.agent.init, len(self.config.seeds), with_replay=online)
-        host = unflatten_tree(template, checkpoint.arrays, "state")
-        states = self.seed_map.from_host(host)
-        if online:
-            self.ring_capacity = int(checkpoint.meta["ring_capacity"])
-            rows = {
-                k.split("/", 1)[1]: v for k, v in checkpoint.arrays.items() if k.startswith("replay_rows/")
-            }
-            containers = self.seed_map.to_list(states)
-            restored = []
-            for i, s in enumerate(containers):
-                ring = empty_buffer(self.data, self.ring_capacity)
-                ring = restore_rows(ring, {k: v[i] for k, v in rows.items()})
-                restored.append(s.replace(replay=ring.replace(pointer=s.replay.pointer, size=s.replay.size)))
-            states = self.seed_map.from_list(restored)
-            self.envs = OnlineEnvs(self.config.env, self.config.seeds, self.env_factory, self._warn)
-            self.envs.restore(
-                {k.split("/", 1)[1]: v for k, v in checkpoint.arrays.items() if k.startswith("envs/")}
-            )
-            self.pending_actions = np.asarray(checkpoint.arrays["pending_actions"])
-        self.previous_timing = checkpoint.meta.get("timing", {})
-        return states
 
     def _warn(self, message: str) -> None:
         self.text.write(message, echo=True)
@@ -297,43 +297,19 @@ class _Run:
         return [jax.tree.map(lambda x, i=i: x[i], host) for i in range(len(self.config.seeds))]
 
     def _check_finite(self, step: int, summaries: list[dict]) -> None:
-        """Stop on a non-finite loss or parameter; a non-finite diagnostic metric is only reported.
-
-        Losses are the metrics named ``*loss*``; diagnostics such as the Fisher condition number can
-        legitimately overflow for nearly singular metrics without harming training.
-        """
-        for seed, s in zip(self.config.seeds, summaries, strict=True):
-            nonfinite = {k: int(v) for k, v in s["first_nonfinite"].items() if int(v) >= 0}
-            losses = {k: v for k, v in nonfinite.items() if "loss" in k}
-            for k in sorted(set(nonfinite) - set(losses) - self.reported_diagnostics):
-                self.reported_diagnostics.add(k)
-                self._warn(
-                    f"note: diagnostic metric '{k}' is non-finite from step {nonfinite[k]} (training goes on)"
-                )
-            if not losses and bool(s["params_finite"]):
-                continue
-            if losses:
-                name, first = min(losses.items(), key=lambda kv: (kv[1], kv[0]))
-                others = sorted(k for k in losses if k != name)
-                what = f"loss '{name}' became non-finite at step {first}"
-                what += f" (also: {', '.join(others)})" if others else ""
-            else:
-                what = f"parameters became non-finite in the block ending at step {step}"
-            kept = (
-                f"the last good checkpoint is step {self.last_saved} in {self.paths.checkpoints}"
-                if self.last_saved >= 0
-                else "no checkpoint had been saved yet"
-            )
-            message = (
-                f"training stopped: seed {seed}: {what}; {kept}. Lower the learning rate, check the "
-                "dataset's rewards/observations, or resume with a changed config in a new run."
-            )
+        """Stop on a non-finite loss or parameter; a non-finite diagnostic metric is only reported."""
+        for summary in summaries:
+            for k, first in sorted(nonfinite_diagnostics(summary).items()):
+                if k not in self.reported_diagnostics:
+                    self.reported_diagnostics.add(k)
+                    self._warn(f"note: diagnostic metric '{k}' is non-finite from step {first} (training goes on)")
+        stop = check_seeds(step, self.config.seeds, summaries)
+        if stop is not None:
+            message = stop_message(stop[0], stop[1], self.last_saved, self.run.checkpoints_dir)
             self.text.write(message, echo=True)
             raise NonFiniteError(message)
 
-    def after_block(
-        self, states, step: int, phase: str, summaries: list[dict], extra: list[dict] | None = None
-    ):
+    def after_block(self, states, step: int, phase: str, summaries: list[dict], extra: list[dict] | None = None):
         """Write train rows, evaluate, checkpoint and honour Ctrl-C, in that order (see the module docstring)."""
         per_seed = {}
         for i, (seed, s) in enumerate(zip(self.config.seeds, summaries, strict=True)):
@@ -351,17 +327,13 @@ class _Run:
                 postfix["eval"] = f"{score:.3f}"
         if _is_multiple(step, self.config.save_interval) or phase_end:
             self.save(states, step, phase)
-        self.progress.advance(step - self.progress_step, **postfix)
+        first_seed = per_seed[self.config.seeds[0]]
+        self.progress.status("training")
+        self.progress.advance(step - self.progress_step, first_seed, **postfix)
         self.progress_step = step
-        rate = (
-            self.timed_updates / self.timed_update_seconds if self.timed_update_seconds > 0 else float("nan")
-        )
-        keys = [
-            k
-            for k in ("critic_loss", "actor_loss", "bc_loss", "penalty", "alpha")
-            if k in per_seed[self.config.seeds[0]]
-        ]
-        shown = ", ".join(f"{k}={per_seed[self.config.seeds[0]][k]:.4g}" for k in keys)
+        rate = self.timed_updates / self.timed_update_seconds if self.timed_update_seconds > 0 else float("nan")
+        keys = [k for k in ("critic_loss", "actor_loss", "bc_loss", "penalty", "alpha") if k in first_seed]
+        shown = ", ".join(f"{k}={first_seed[k]:.4g}" for k in keys)
         self.text.write(
             f"step {step}/{self.config.total_steps} [{phase}] {rate:.1f} updates/s/seed | seed {self.config.seeds[0]}: {shown}"
         )
@@ -369,34 +341,32 @@ class _Run:
             if self.last_saved != step:
                 self.save(states, step, phase)
             self.text.write(f"interrupted at step {step}; checkpoint saved", echo=True)
-            raise RunInterrupted(self.paths.root, step)
+            raise RunInterrupted(self.run.root, step)
 
     def evaluate(self, states, step: int, phase: str) -> float | None:
         start = time.perf_counter()
-        agent_states = [self.seed_map.select(states, i).agent for i in range(len(self.config.seeds))]
+        config = self.config
+        agent_states = [self.seed_map.select(states, i).agent for i in range(len(config.seeds))]
         if self.evaluator is None and self.eval_envs is None:  # built once, reused by every evaluation
-            from fidec.envs import make_eval_envs
-            from fidec.envs.evaluate import DEFAULT_NUM_ENVS
-
-            count = min(self.config.eval_episodes, self.config.eval_num_envs or DEFAULT_NUM_ENVS)
-            self.eval_envs = make_eval_envs(self.config.env, count, seed=0)
-            encoder = self.config.agent.encoder
-            if encoder.pixels:
-                from fidec.data.visual import stack_frames
-
-                self.eval_envs = stack_frames(self.eval_envs, encoder.frame_stack)
-        results = evaluate_seeds(
-            self.agent,
-            agent_states,
-            self.config.seeds,
-            self.config.env,
-            step,
-            self.config.eval_episodes,
-            self.config.action_mode,
-            evaluator=self.evaluator,
-            num_envs=self.config.eval_num_envs,
-            envs=self.eval_envs,
-        )
+            self.eval_envs = eval_envs_for(config.agent, config.env, config.eval_episodes, config.eval_num_envs)
+        self.progress.status("evaluating")
+        bar = EpisodeBar(config.eval_episodes * len(config.seeds), config.progress and self.evaluator is None)
+        try:
+            results = evaluate_seeds(
+                self.agent,
+                agent_states,
+                config.seeds,
+                config.env,
+                step,
+                config.eval_episodes,
+                config.action_mode,
+                evaluator=self.evaluator,
+                num_envs=config.eval_num_envs,
+                envs=self.eval_envs,
+                on_episode=bar.callback if self.evaluator is None else None,
+            )
+        finally:
+            bar.close()
         self.logger.eval(step, phase, results)
         self.timing["eval_seconds"] += time.perf_counter() - start
         scores = [r.get(self.metric) for r in results.values() if r.get(self.metric) is not None]
@@ -404,7 +374,7 @@ class _Run:
         shown = "n/a" if mean is None else f"{mean:.3f}"
         self.text.write(
             f"eval at step {step}: {self.metric} {shown} (mean over {len(results)} seed(s), "
-            f"{self.config.eval_episodes} episodes each, {time.perf_counter() - start:.1f} s)",
+            f"{config.eval_episodes} episodes each, {time.perf_counter() - start:.1f} s)",
             echo=True,
         )
         return mean
@@ -418,6 +388,7 @@ class _Run:
             end = _next_boundary(step, config.log_interval, config.steps)
             n = end - step
             block = self.programs.offline_block(n, self.data)
+            self.progress.status("compiling" if first_block else "training")
             start = time.perf_counter()
             states, summary = block(states, self.data, jnp.int32(step))
             summaries = self._per_seed_summary(summary)
@@ -431,22 +402,21 @@ class _Run:
             self.after_block(states, step, "offline", summaries)
         return states, step
 
-    def online_phase(self, states, step: int, resumed_online: bool):
+    def online_phase(self, states, step: int):
         config = self.config
-        if not resumed_online:
-            self.ring_capacity = online_capacity(
-                config.replay_capacity, self.dataset.size, config.online_steps
-            )
+        if self.online is None:
+            capacity = online_capacity(config.replay_capacity, self.dataset.size, config.online_steps)
             self.text.write(
                 f"online phase: {config.online_steps} environment steps, replay = dataset ({self.dataset.size} rows, "
-                f"shared) + {self.ring_capacity} online rows per seed",
+                f"shared) + {capacity} online rows per seed",
                 echo=True,
             )
-            self.envs = OnlineEnvs(config.env, config.seeds, self.env_factory, self._warn)
-            ring = empty_buffer(self.data, self.ring_capacity)
+            envs = OnlineEnvs(config.env, config.seeds, self.env_factory, self._warn)
+            ring = empty_buffer(self.data, capacity)
             states = self.seed_map.from_list([s.replace(replay=ring) for s in self.seed_map.to_list(states)])
-            states, actions = self.programs.first_action()(states, self.envs.observations)
-            self.pending_actions = self._host_actions(actions)
+            states, actions = self.programs.first_action()(states, envs.observations)
+            self.online = snapshot.OnlineParts(envs, self._host_actions(actions), capacity)
+        online = self.online
         names = self.programs.metric_names(self.data)
         step_fn = self.programs.online_step()
         summarize = self.programs.online_summary()
@@ -456,12 +426,12 @@ class _Run:
             end = _next_boundary(step, config.log_interval, config.total_steps)
             start, block_start = time.perf_counter(), step
             while step < end:
-                transitions, next_observations = self.envs.step(self.pending_actions)
+                transitions, next_observations = online.envs.step(online.pending_actions)
                 step += 1
                 states, acc, actions = step_fn(
                     states, acc, self.data, transitions, next_observations, jnp.int32(step)
                 )
-                self.pending_actions = self._host_actions(actions)
+                online.pending_actions = self._host_actions(actions)
             acc, summary = summarize(states, acc)
             summaries = self._per_seed_summary(summary)
             seconds = time.perf_counter() - start
@@ -470,7 +440,7 @@ class _Run:
                 self.timed_updates += end - block_start
                 self.timed_update_seconds += seconds
             first_block = False
-            self.after_block(states, step, "online", summaries, extra=self.envs.drain_metrics())
+            self.after_block(states, step, "online", summaries, extra=online.envs.drain_metrics())
         return states, step
 
     def _host_actions(self, actions) -> np.ndarray:
@@ -478,74 +448,26 @@ class _Run:
             return np.asarray(actions)
         return np.stack([np.asarray(a) for a in actions])
 
-    # ------------------------------------------------------------------ the whole run
+    # ------------------------------------------------------------------ the whole session
 
-    def run(self, resume: bool) -> RunResult:
+    def execute(self) -> RunResult:
         config = self.config
-        states = self.fresh_states()
-        step = 0
-        resumed_online = False
-        if resume:
-            checkpoint = load_latest_checkpoint(self.paths.checkpoints, report=self._warn)
-            if checkpoint is not None:
-                for later, path in list_checkpoints(self.paths.checkpoints):
-                    if later > checkpoint.step:
-                        self._warn(f"removing unusable checkpoint {path.name}")
-                        shutil.rmtree(path, ignore_errors=True)
-                states = self.restore(checkpoint)
-                step = checkpoint.step
-                self.last_saved = step
-                resumed_online = checkpoint.meta["phase"] == "online"
-                if resumed_online and checkpoint.meta.get("offline_steps") != config.steps:
-                    raise RunDirError(
-                        f"the online phase began after {checkpoint.meta.get('offline_steps')} offline steps; "
-                        f"steps={config.steps} cannot change once it has started"
-                    )
-                if step > config.total_steps:
-                    raise RunDirError(
-                        f"checkpoint step {step} is past the run's length ({config.total_steps}); a run cannot be "
-                        "shortened on resume"
-                    )
-                self.text.write(f"resuming {self.paths.root} from step {step}", echo=True)
-            else:
-                self.text.write(f"no usable checkpoint in {self.paths.root}: starting from step 0", echo=True)
-        else:
-            self.text.write(
-                f"training {config.agent_name} on {config.env}: seeds {list(config.seeds)} "
-                f"({'vmapped' if self.seed_map.vmapped else 'sequential'}), {config.steps} offline steps"
-                + (f" + {config.online_steps} online steps" if config.online_steps else "")
-                + f", dataset {self.dataset.size} transitions; run directory {self.paths.root}",
-                echo=True,
-            )
-        optional = OptionalLoggers(
-            self.paths.root,
-            to_dict(config),
-            config.tensorboard,
-            config.wandb,
-            config.wandb_project,
-            config.wandb_mode,
-        )
-        self.logger = RunLogger(self.paths.root, optional)
-        self.logger.resume_at(step)
-        self.progress = Progress(config.total_steps, step, config.progress)
-        self.progress_step = step
+        states, step = self.states, self.step
         try:
             with _sigint_flag() as flag:
                 self.sigint = flag
                 if step < config.steps:
                     states, step = self.offline_phase(states, step)
                 if step < config.total_steps:
-                    states, step = self.online_phase(states, step, resumed_online)
+                    states, step = self.online_phase(states, step)
             self.progress.close()
             summary = self.finish()
         finally:
             self.progress.close()
             self.logger.close()
             self.text.close()
-        per_seed = [
-            s.replace(replay=None) if s.replay is not None else s for s in self.seed_map.to_list(states)
-        ]
-        return RunResult(self.paths.root, config, summary, per_seed, self.agent)
+        per_seed = [s.replace(replay=None) if s.replay is not None else s for s in self.seed_map.to_list(states)]
+        return RunResult(self.run.root, config, summary, per_seed, self.agent)
 
     def finish(self) -> dict:
         timing = self._cumulative_timing()
@@ -558,25 +480,21 @@ class _Run:
         )
         timing["seed_mode"] = "vmapped" if self.seed_map.vmapped else "sequential"
         summary = build_summary(self.config, self.logger.eval_table.rows, self.metric, timing)
-        summary["run_dir"] = str(self.paths.root)
-        write_json_atomic(self.paths.summary, summary)
+        summary["run_dir"] = str(self.run.root)
+        self.run.write_summary(summary)
         try:
             plot_learning_curves(
                 self.logger.train_table.rows,
                 self.logger.eval_table.rows,
                 self.metric,
-                self.paths.plot,
+                self.run.plot_path,
                 title=f"{self.config.agent_name} on {self.config.env}",
                 online_start=self.config.steps if self.config.online_steps else None,
             )
         except Exception as exc:  # a plotting failure must not lose a finished run
             self._warn(f"could not draw the learning curves: {exc}")
-        self.text.write(format_summary(summary), echo=True)
-        self.text.write(
-            f"results in {self.paths.root}: summary {self.paths.summary}, curves {self.paths.plot}, "
-            f"metrics {self.paths.metrics}",
-            echo=True,
-        )
+        self.text.write(format_summary(summary))
+        self.text.write(closing_message(summary, self.run), echo=True)
         return summary
 
 
@@ -594,10 +512,13 @@ def train(
     ``resume``: continue the run in ``config.run_dir`` from its newest good checkpoint (see
     :func:`resume`).  ``dataset``, ``evaluator`` (signature of :func:`fidec.envs.evaluate`) and
     ``env_factory`` (name -> Gymnasium env) replace the defaults, e.g. in tests.
-    Raises :class:`NonFiniteError` on NaN/inf and :class:`RunInterrupted` after Ctrl-C.
+    Raises :class:`NonFiniteError` on NaN/inf, :class:`RunInterrupted` after Ctrl-C, and
+    :class:`RunDirError` when the run directory cannot be used (not empty, in use by another process, ...).
     """
-    run = _Run(config or TrainConfig(), resume, dataset, evaluator, env_factory, console)
-    return run.run(resume)
+    config = check_runnable(config or TrainConfig(), dataset, evaluator)
+    run, continuing = _open_run_dir(config, resume)
+    with run.lock():
+        return _Session(config, run, continuing, dataset, evaluator, env_factory, console).execute()
 
 
 def resume(
@@ -611,14 +532,12 @@ def resume(
 ) -> RunResult:
     """Continue the run in ``run_dir`` with its saved config; ``overrides`` may change only
     :data:`fidec.training.rundir.RESUMABLE_KEYS` (e.g. more ``steps``)."""
-    from fidec.config import apply_overrides
-
-    config, _ = read_config(run_dir)
+    config, _ = RunDir.open(run_dir).read_config()
     overrides = dict(overrides or {})
     refused = [k for k in overrides if k not in RESUMABLE_KEYS]
     if refused:
         raise RunDirError(
-            f"cannot change {refused} when resuming (the run must continue as it started); "
+            f"cannot change {', '.join(refused)} when resuming (the run must continue as it started); "
             f"changeable: {', '.join(RESUMABLE_KEYS)}. Start a new run for other changes."
         )
     config = apply_overrides(config, overrides)

@@ -20,6 +20,13 @@ import jax.numpy as jnp
 import numpy as np
 
 
+def vmap_by_default(backend: str | None = None) -> bool:
+    """fidec's choice of seed execution when a run does not say (``vmap_seeds=None``): sequential seeds on a
+    CPU, where a vmapped program is slower per seed than one seed at a time (``fidec bench``, section
+    "seeds", docs/benchmarks.md), vmapped seeds on accelerators, where one program fills the device."""
+    return (backend or jax.default_backend()) != "cpu"
+
+
 @dataclass(frozen=True)
 class SeedMap:
     """How per-seed work is spread over the seeds: ``vmapped`` or one after another.

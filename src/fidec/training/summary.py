@@ -17,15 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from fidec.stats import mean_std
 from fidec.training.config import TrainConfig
-
-
-def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
-    values = [v for v in values if v is not None]
-    if not values:
-        return None, None
-    std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-    return float(np.mean(values)), std
 
 
 def seed_scores(rows: Sequence[Mapping[str, Any]], metric: str) -> dict[str, Any]:
@@ -44,14 +37,9 @@ def seed_scores(rows: Sequence[Mapping[str, Any]], metric: str) -> dict[str, Any
 
 
 def aggregate(per_seed: Mapping[int, Mapping[str, Any]]) -> dict[str, float | None]:
-    final_mean, final_std = mean_std([s["final"] for s in per_seed.values()])
-    last3_mean, last3_std = mean_std([s["last3"] for s in per_seed.values()])
-    return {
-        "final_mean": final_mean,
-        "final_std": final_std,
-        "last3_mean": last3_mean,
-        "last3_std": last3_std,
-    }
+    final = mean_std([s["final"] for s in per_seed.values()])
+    last3 = mean_std([s["last3"] for s in per_seed.values()])
+    return {"final_mean": final.mean, "final_std": final.std, "last3_mean": last3.mean, "last3_std": last3.std}
 
 
 def protocol_text(metric: str, config: TrainConfig, last3_steps: Sequence[int], num_seeds: int) -> str:
@@ -113,4 +101,41 @@ def format_summary(summary: Mapping[str, Any]) -> str:
         f"{summary['agent']} on {summary['env']} ({len(summary['seeds'])} seed(s)): "
         f"{summary['metric']} final {fmt(agg['final_mean'], agg['final_std'])}, "
         f"last3 {fmt(agg['last3_mean'], agg['last3_std'])}"
+    )
+
+
+def closing_message(summary: Mapping[str, Any], run: Any) -> str:
+    """What a user reads when a run ends: what was trained, how well it did, where everything is, what next.
+
+    ``run`` is the run's :class:`~fidec.training.rundir.RunDir`.
+    """
+    agg = summary["aggregate"]
+    metric = summary["metric"]
+    seeds = summary["seeds"]
+    unit = (lambda v: f"{100 * v:.0f}%") if metric == "success" else (lambda v: f"{v:.1f}")
+    what = "success rate" if metric == "success" else "normalised return"
+    if agg["final_mean"] is None:
+        result = "No evaluation ran (eval_episodes = 0)."
+    else:
+        spread = f" (+- {unit(agg['final_std'])} over {len(seeds)} seeds)" if len(seeds) > 1 else ""
+        result = (
+            f"Final {what}: {unit(agg['final_mean'])}{spread} over {summary['eval_episodes']} episodes; "
+            f"mean of the last three evaluations: {unit(agg['last3_mean'])}."
+        )
+    steps = f"{summary['steps']:,} offline steps" + (
+        f" + {summary['online_steps']:,} online steps" if summary.get("online_steps") else ""
+    )
+    newest = run.checkpoints()[-1][1] if run.checkpoints() else run.checkpoints_dir
+    return "\n".join(
+        [
+            f"Done: trained {summary['agent']} on {summary['env']} for {steps}, seed(s) {', '.join(map(str, seeds))}.",
+            result,
+            f"Run directory: {run.root}",
+            f"  learning curves  {run.plot_path}",
+            f"  summary          {run.summary_path}",
+            f"  checkpoint       {newest}",
+            "Next: evaluate it longer with `fidec eval "
+            f"{run.root} --episodes 50`, check the KL approximation with `fidec diagnose kl --run-dir {run.root}`, "
+            "or train longer with `fidec train --steps 20000` (docs/results.md).",
+        ]
     )

@@ -1,0 +1,58 @@
+"""How fidec writes numbers and tables in its text outputs (Markdown pages, console summaries)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+
+def format_number(value: Any, digits: int = 3) -> str:
+    """Compact text of a number: ``digits`` significant digits, thousands without decimals, integers with
+    separators, booleans as yes/no, '-' for None or NaN; anything else as ``str``."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "-"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def format_fixed(value: float | None, decimals: int = 1) -> str:
+    """``value`` with a fixed number of decimals ('-' for None or NaN)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{decimals}f}"
+
+
+def format_mean_std(mean: float | None, std: float | None, decimals: int | None = None, sep: str = "±") -> str:
+    """'mean ± std' with ``decimals`` fixed decimals, or 3 significant digits when ``decimals`` is None."""
+    if mean is None:
+        return "-"
+    text = (lambda v: format_number(float(v))) if decimals is None else (lambda v: format_fixed(v, decimals))
+    return f"{text(mean)} {sep} {text(0.0 if std is None else std)}"
+
+
+def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], align: str | None = None) -> str:
+    """A GitHub pipe table.  ``align``: one letter per column, 'l' or 'r' (default: first left, rest right).
+    Cells are written with ``str`` (format them first)."""
+    align = align or "l" + "r" * (len(headers) - 1)
+    if len(align) != len(headers):
+        raise ValueError(f"align has {len(align)} letters for {len(headers)} columns")
+    rule = "|" + "|".join("---" if a == "l" else "---:" for a in align) + "|"
+    lines = ["| " + " | ".join(headers) + " |", rule]
+    for row in rows:
+        cells = [str(c) for c in row]
+        if len(cells) != len(headers):
+            raise ValueError(f"a row has {len(cells)} cells for {len(headers)} columns: {cells}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
