@@ -57,18 +57,18 @@ def random_metric(key: jax.Array, batch_size: int, dim: int) -> jax.Array:
     return metric / (jnp.trace(metric, axis1=-2, axis2=-1)[:, None, None] / dim)
 
 
-def fd_aux(key: jax.Array, batch: dict, use_fisher: bool) -> dict:
-    """The inputs fd.update hands to fd.loss_fn, drawn at random (the loss must not care how)."""
+def fd_aux(key: jax.Array, batch: dict, use_fisher: bool) -> fd.UpdateInputs:
+    """The inputs fd.update hands to fd.total_loss, drawn at random (the loss must not care how)."""
     b, d = batch["actions"].shape
     k = jax.random.split(key, 6)
-    return {
-        "base_actions": jax.random.uniform(k[0], (b, d), minval=-0.8, maxval=0.8),
-        "next_actions": jax.random.uniform(k[1], (b, d), minval=-1, maxval=1),
-        "metric": random_metric(k[2], b, d) if use_fisher else None,
-        "bc_noise": jax.random.normal(k[3], (b, d)),
-        "bc_times": jax.random.uniform(k[4], (b, 1)),
-        "jac_key": k[5],
-    }
+    return fd.UpdateInputs(
+        base_actions=jax.random.uniform(k[0], (b, d), minval=-0.8, maxval=0.8),
+        next_actions=jax.random.uniform(k[1], (b, d), minval=-1, maxval=1),
+        metric=random_metric(k[2], b, d) if use_fisher else None,
+        bc_noise=jax.random.normal(k[3], (b, d)),
+        bc_times=jax.random.uniform(k[4], (b, 1)),
+        jacobian_key=k[5],
+    )
 
 
 def assert_trees_close(actual, expected, rtol=1e-5, atol=1e-7) -> None:
@@ -134,17 +134,17 @@ def test_fd_and_iso_gradients_reach_only_their_own_parameters(name, overrides):
 
     @jax.jit
     def gradients(params, batch, aux):
-        full, info = jax.grad(fd.loss_fn, has_aux=True)(params, config, networks, state, batch, aux)
-        obs, base, d = batch["observations"], aux["base_actions"], ACTION_DIM
+        full, info = jax.grad(fd.total_loss, has_aux=True)(params, config, networks, state, batch, aux)
+        obs, base, d = batch["observations"], aux.base_actions, ACTION_DIM
         alpha = jnp.exp(params["log_alpha"])
 
         def residual_objective(residual_params):
             delta = networks.residual.apply(residual_params, obs, base)
             actions = jnp.clip(base + delta, -1.0, 1.0)
-            if aux["metric"] is None:
+            if aux.metric is None:
                 per_state = jnp.sum(delta**2, axis=-1) / d
             else:
-                per_state = jnp.einsum("bi,bij,bj->b", delta, aux["metric"], delta) / d
+                per_state = jnp.einsum("bi,bij,bj->b", delta, aux.metric, delta) / d
             penalty = per_state.mean()
             return alpha * penalty + q_term(agent, q_of(agent, params["critic"], obs, actions)), penalty
 
@@ -155,8 +155,8 @@ def test_fd_and_iso_gradients_reach_only_their_own_parameters(name, overrides):
         return {
             "full": full,
             "info": info,
-            "critic": critic_only_grads(agent, params, state, batch, aux["next_actions"]),
-            "flow": bc_only_grads(agent, params, batch, aux["bc_noise"], aux["bc_times"]),
+            "critic": critic_only_grads(agent, params, state, batch, aux.next_actions),
+            "flow": bc_only_grads(agent, params, batch, aux.bc_noise, aux.bc_times),
             "residual": residual_only,
             "penalty": penalty,
             "q_leak": q_leak,
@@ -186,29 +186,29 @@ def test_fql_gradients_reach_only_their_own_parameters():
     params = state.params
     batch = make_batch()
     k = jax.random.split(jax.random.PRNGKey(1), 5)
-    aux = {
-        "z": jax.random.normal(k[0], (BATCH, ACTION_DIM)),
-        "flow_actions": jax.random.uniform(k[1], (BATCH, ACTION_DIM), minval=-1, maxval=1),
-        "next_actions": jax.random.uniform(k[2], (BATCH, ACTION_DIM), minval=-1, maxval=1),
-        "bc_noise": jax.random.normal(k[3], (BATCH, ACTION_DIM)),
-        "bc_times": jax.random.uniform(k[4], (BATCH, 1)),
-    }
+    aux = fql.UpdateInputs(
+        z=jax.random.normal(k[0], (BATCH, ACTION_DIM)),
+        flow_actions=jax.random.uniform(k[1], (BATCH, ACTION_DIM), minval=-1, maxval=1),
+        next_actions=jax.random.uniform(k[2], (BATCH, ACTION_DIM), minval=-1, maxval=1),
+        bc_noise=jax.random.normal(k[3], (BATCH, ACTION_DIM)),
+        bc_times=jax.random.uniform(k[4], (BATCH, 1)),
+    )
 
     @jax.jit
     def gradients(params, batch, aux):
-        full, _info = jax.grad(fql.loss_fn, has_aux=True)(params, config, networks, state, batch, aux)
+        full, _info = jax.grad(fql.total_loss, has_aux=True)(params, config, networks, state, batch, aux)
         obs = batch["observations"]
 
         def onestep_objective(onestep_params):
-            actions = networks.onestep.apply(onestep_params, obs, aux["z"])
-            distill = jnp.mean((actions - aux["flow_actions"]) ** 2)
+            actions = networks.onestep.apply(onestep_params, obs, aux.z)
+            distill = jnp.mean((actions - aux.flow_actions) ** 2)
             q = q_of(agent, params["critic"], obs, jnp.clip(actions, -1.0, 1.0))
             return config.alpha * distill + q_term(agent, q)
 
         return {
             "full": full,
-            "critic": critic_only_grads(agent, params, state, batch, aux["next_actions"]),
-            "flow": bc_only_grads(agent, params, batch, aux["bc_noise"], aux["bc_times"]),
+            "critic": critic_only_grads(agent, params, state, batch, aux.next_actions),
+            "flow": bc_only_grads(agent, params, batch, aux.bc_noise, aux.bc_times),
             "onestep": jax.grad(onestep_objective)(params["onestep"]),
         }
 
@@ -245,14 +245,14 @@ def test_exact_jacobian_term_matches_an_independent_computation(form):
     params = {**state.params, "residual": scale_last_layer(state.params["residual"], 30.0)}
     batch = make_batch()
     aux = fd_aux(jax.random.PRNGKey(1), batch, use_fisher=True)
-    loss = jax.jit(lambda p, b, x: fd.loss_fn(p, agent.config, agent.networks, state, b, x)[1])
+    loss = jax.jit(lambda p, b, x: fd.total_loss(p, agent.config, agent.networks, state, b, x)[1])
     info = loss(params, batch, aux)
-    expected = exact_jacobian_term(agent, params["residual"], batch["observations"], aux["base_actions"], form)
+    expected = exact_jacobian_term(agent, params["residual"], batch["observations"], aux.base_actions, form)
     assert abs(expected.mean()) > 1e-4
     np.testing.assert_allclose(info["jacobian_term"], expected.mean(), rtol=1e-4)
     # The penalty is the quadratic plus w times the Jacobian term.
-    delta = agent.networks.residual.apply(params["residual"], batch["observations"], aux["base_actions"])
-    quadratic = jnp.einsum("bi,bij,bj->b", delta, aux["metric"], delta).mean() / ACTION_DIM
+    delta = agent.networks.residual.apply(params["residual"], batch["observations"], aux.base_actions)
+    quadratic = jnp.einsum("bi,bij,bj->b", delta, aux.metric, delta).mean() / ACTION_DIM
     np.testing.assert_allclose(info["penalty"], quadratic + 0.5 * expected.mean(), rtol=1e-4)
 
 

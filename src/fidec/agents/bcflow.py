@@ -27,8 +27,8 @@ def init(
     )
 
 
-def loss_fn(params, networks: Networks, batch: Batch, noise: jax.Array, times: jax.Array):
-    """L_bc on the dataset actions."""
+def actor_loss(params, networks: Networks, batch: Batch, noise: jax.Array, times: jax.Array):
+    """L_bc on the dataset actions (the only loss: no critic)."""
     v = common.velocity_fn(networks, params["flow"], batch["observations"])
     loss = flow_matching_loss(v, batch["actions"], noise, times)
     return loss, {"bc_loss": loss, "actor_loss": loss}
@@ -43,7 +43,7 @@ def update(
     b, d = batch["actions"].shape
     noise = jax.random.normal(noise_key, (b, d))
     times = jax.random.uniform(time_key, (b, 1))
-    grads, info = jax.grad(loss_fn, has_aux=True)(state.params, networks, batch, noise, times)
+    grads, info = jax.grad(actor_loss, has_aux=True)(state.params, networks, batch, noise, times)
     info.update(common.grad_norms(grads))
     return common.apply_gradients(config, state, grads, rng), info
 

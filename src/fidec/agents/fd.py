@@ -20,6 +20,8 @@ Scores, target actions and the Fisher metric are forward-only passes outside the
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 
@@ -31,7 +33,17 @@ from fidec.flows import flow_matching_loss
 
 PARTS = ("flow", "critic", "residual")
 MODES = ("onestep", "best_of_n", "iterative")
-USE_FISHER = True
+
+
+class UpdateInputs(NamedTuple):
+    """What an update draws before it differentiates (no gradient flows through any of it)."""
+
+    base_actions: jax.Array  # a_hat at s, (B, d)
+    next_actions: jax.Array  # a' = clip(a_hat' + delta(s', a_hat')) at s', (B, d)
+    metric: jax.Array | None  # F_n(s), (B, d, d); None for the isotropic penalty (F_n = I)
+    bc_noise: jax.Array  # x0 of the flow-matching loss, (B, d)
+    bc_times: jax.Array  # t of the flow-matching loss, (B, 1)
+    jacobian_key: jax.Array  # probes of the optional Jacobian term
 
 
 def init(
@@ -49,112 +61,42 @@ def refine(networks: Networks, residual_params, observations: jax.Array, base_ac
     return jnp.clip(base_actions + delta, -1.0, 1.0), delta
 
 
-def fisher_metrics_for_batch(
-    config: AgentConfig,
-    networks: Networks,
-    flow_params,
-    observations: jax.Array,
-    samples: jax.Array,
-    key: jax.Array,
-) -> jax.Array:
-    """F_n(s) for each state from its M base samples (B, M, d) by :func:`fidec.fisher.fisher_metric`;
-    stop-gradient, (B, d, d)."""
-    v = common.velocity_fn(networks, jax.lax.stop_gradient(flow_params), observations, sample_axes=1)
-    return fisher_metric(v, samples, key, config.fisher)
-
-
-def rollouts(
-    config: AgentConfig, networks: Networks, state: AgentState, batch: Batch, key: jax.Array, use_fisher: bool
+def critic_loss(
+    config: AgentConfig, networks: Networks, params, state: AgentState, batch: Batch, inputs: UpdateInputs
 ):
-    """One batched Euler rollout for the base actions a_hat at s, the M Fisher samples per state and a_hat' at s'.
+    """L_Q = E[(Q_i(s, a) - y)^2], y = r + gamma mask Q_agg'(s', a') with a' from the current actor."""
+    return common.critic_loss(
+        networks, config, params["critic"], state.target_params["critic"], batch, inputs.next_actions
+    )
 
-    The M Fisher samples are fresh draws (the official code's), or with ``fisher.reuse_base_sample`` a_hat
-    and M - 1 fresh draws.  With ``fisher.source == "dataset"`` (or no Fisher metric) only a_hat and a_hat'
-    are rolled out and the Fisher samples are the dataset actions (noised M times inside the score).
-    Returns (a_hat (B, d), samples (B, M, d) or None, a_hat' (B, d)).
+
+def actor_loss(config: AgentConfig, networks: Networks, params, batch: Batch, inputs: UpdateInputs):
+    """L_actor = L_bc(theta) + alpha * E_s[delta^T F_n delta / d] - E_s[Q(s, clip(a_hat + delta))], plus the
+    Lagrange loss -log_alpha * (penalty - target_divergence) when ``lagrange``.
+
+    a_hat is held fixed, alpha enters L_actor as a constant (stop-gradient) and the critic is held fixed, so
+    L_bc trains the flow, the penalty and Q terms train the residual, and the Lagrange loss trains log_alpha.
     """
-    b, d = batch["actions"].shape
-    fc = config.fisher
-    from_flow = use_fisher and fc.source == "flow"
-    fresh = (fc.num_samples - 1 if fc.reuse_base_sample else fc.num_samples) if from_flow else 0
-    per_state = 1 + fresh  # a_hat first, then the fresh Fisher samples
-    flow_params = jax.lax.stop_gradient(state.params["flow"])
-    # s and s' are encoded once (before repeating and before the Euler steps).
-    both = common.encode(
-        networks.flow, flow_params, jnp.concatenate([batch["observations"], batch["next_observations"]])
-    )
-    features = jnp.concatenate([jnp.repeat(both[:b], per_state, axis=0), both[b:]], axis=0)
-    noise = jax.random.normal(key, (b * per_state + b, d))
-    out = common.sample_from_features(
-        networks, flow_params, features, noise, config.flow_steps, config.clip_flow_actions
-    )
-    per_s = out[: b * per_state].reshape(b, per_state, d)
-    base, next_base = per_s[:, 0], out[b * per_state :]
-    if not use_fisher:
-        return base, None, next_base
-    if fc.source == "dataset":
-        return base, jnp.repeat(batch["actions"][:, None, :], fc.num_samples, axis=1), next_base
-    return base, (per_s if fc.reuse_base_sample else per_s[:, 1:]), next_base
-
-
-def penalty_terms(
-    config: AgentConfig, networks: Networks, residual_params, obs, base_actions, delta, metric, key
-) -> tuple[jax.Array, jax.Array]:
-    """Per-state penalty delta^T F_n delta / d (+ w ||sym J||^2 / d, or w tr(J^2) / d, when jacobian_weight > 0,
-    J = d delta / d a_hat; see ``jacobian_form``)."""
-    quad = quadratic_penalty(delta, metric)
-    if config.jacobian_weight == 0.0:
-        return quad, jnp.zeros_like(quad)
-    obs = common.encode(networks.residual, residual_params, obs)  # per-state Jacobians act on features
-
-    def delta_single(o, a):
-        return common.apply_head(networks.residual, residual_params, o, a)
-
-    d = delta.shape[-1]
-    probe_key = None if config.jacobian_probes == 0 else key
-    jac = jax.vmap(
-        lambda o, a, k: jacobian_square(
-            lambda x: delta_single(o, x), a[None], k, max(config.jacobian_probes, 1), config.jacobian_form
-        )[0],
-        in_axes=(0, 0, None if probe_key is None else 0),
-    )(obs, base_actions, None if probe_key is None else jax.random.split(probe_key, obs.shape[0]))
-    return quad + config.jacobian_weight * jac / d, jac / d
-
-
-def loss_fn(
-    params,
-    config: AgentConfig,
-    networks: Networks,
-    state: AgentState,
-    batch: Batch,
-    aux: dict,
-):
-    """Total loss = critic loss + actor loss (+ Lagrange loss); each term reaches only its own parameters."""
     obs = batch["observations"]
-    c_loss, c_info = common.critic_loss(
-        networks, config, params["critic"], state.target_params["critic"], batch, aux["next_actions"]
-    )
-
     flow_v = common.velocity_fn(networks, params["flow"], obs)
-    bc_loss = flow_matching_loss(flow_v, batch["actions"], aux["bc_noise"], aux["bc_times"])
+    bc_loss = flow_matching_loss(flow_v, batch["actions"], inputs.bc_noise, inputs.bc_times)
 
-    base = jax.lax.stop_gradient(aux["base_actions"])
+    base = jax.lax.stop_gradient(inputs.base_actions)
     actions, delta = refine(networks, params["residual"], obs, base)
     per_state_penalty, jac_term = penalty_terms(
-        config, networks, params["residual"], obs, base, delta, aux["metric"], aux["jac_key"]
+        config, networks, params["residual"], obs, base, delta, inputs.metric, inputs.jacobian_key
     )
     penalty = per_state_penalty.mean()
     q_loss, q = common.q_objective(networks, config, params["critic"], obs, actions)
     alpha = jax.lax.stop_gradient(jnp.exp(params["log_alpha"]))
-    actor_loss = bc_loss + alpha * penalty + q_loss
+    loss = bc_loss + alpha * penalty + q_loss
 
     alpha_loss = jnp.zeros(())
     if config.lagrange:
         alpha_loss = -params["log_alpha"] * (jax.lax.stop_gradient(penalty) - config.target_divergence)
 
     info = {
-        **c_info,
-        "actor_loss": actor_loss,
+        "actor_loss": loss,
         "bc_loss": bc_loss,
         "q_loss": q_loss,
         "penalty": penalty,
@@ -165,35 +107,51 @@ def loss_fn(
         "delta_norm_mean": jnp.linalg.norm(delta, axis=-1).mean(),
         "actor_q_mean": q.mean(),
     }
-    return c_loss + actor_loss + alpha_loss, info
+    return loss + alpha_loss, info
 
 
-def update(
-    config: AgentConfig, networks: Networks, state: AgentState, batch: Batch, use_fisher: bool = USE_FISHER
+def total_loss(
+    params, config: AgentConfig, networks: Networks, state: AgentState, batch: Batch, inputs: UpdateInputs
 ):
-    """One gradient step of FD (pure; jit it).  Returns (new state, metrics)."""
-    state, batch = common.prepare_batch(config, state, batch)
+    """Critic loss + actor loss (+ Lagrange loss): the one function an update differentiates; each term
+    reaches only its own parameters."""
+    c_loss, c_info = critic_loss(config, networks, params, state, batch, inputs)
+    a_loss, a_info = actor_loss(config, networks, params, batch, inputs)
+    return c_loss + a_loss, {**c_info, **a_info}
+
+
+def draw_inputs(
+    config: AgentConfig, networks: Networks, state: AgentState, batch: Batch, use_fisher: bool
+) -> tuple[jax.Array, UpdateInputs]:
+    """(the state's next rng, the update's :class:`UpdateInputs`): one batched Euler rollout for a_hat, the
+    Fisher samples and a_hat', the refined target actions, the Fisher metric and the flow-matching noise."""
     rng, roll_key, fisher_key, bc_key, t_key, jac_key = jax.random.split(state.rng, 6)
     b, d = batch["actions"].shape
     base, samples, next_base = rollouts(config, networks, state, batch, roll_key, use_fisher)
     next_actions, _ = refine(networks, state.params["residual"], batch["next_observations"], next_base)
+    metric = None
     if use_fisher:
         metric = fisher_metrics_for_batch(
             config, networks, state.params["flow"], batch["observations"], samples, fisher_key
         )
-    else:
-        metric = None
-    aux = {
-        "base_actions": base,
-        "next_actions": jax.lax.stop_gradient(next_actions),
-        "metric": metric,
-        "bc_noise": jax.random.normal(bc_key, (b, d)),
-        "bc_times": jax.random.uniform(t_key, (b, 1)),
-        "jac_key": jac_key,
-    }
-    grads, info = jax.grad(loss_fn, has_aux=True)(state.params, config, networks, state, batch, aux)
-    if metric is not None:
-        info["fisher_condition"] = condition_number(metric).mean()
+    inputs = UpdateInputs(
+        base_actions=base,
+        next_actions=jax.lax.stop_gradient(next_actions),
+        metric=metric,
+        bc_noise=jax.random.normal(bc_key, (b, d)),
+        bc_times=jax.random.uniform(t_key, (b, 1)),
+        jacobian_key=jac_key,
+    )
+    return rng, inputs
+
+
+def update(config: AgentConfig, networks: Networks, state: AgentState, batch: Batch, use_fisher: bool = True):
+    """One gradient step of FD (pure; jit it).  Returns (new state, metrics).  ``use_fisher=False`` is iso."""
+    state, batch = common.prepare_batch(config, state, batch)
+    rng, inputs = draw_inputs(config, networks, state, batch, use_fisher)
+    grads, info = jax.grad(total_loss, has_aux=True)(state.params, config, networks, state, batch, inputs)
+    if inputs.metric is not None:
+        info["fisher_condition"] = condition_number(inputs.metric).mean()
     info.update(common.grad_norms(grads))
     return common.apply_gradients(config, state, grads, rng), info
 
@@ -252,3 +210,78 @@ def sample_actions(
         ).reshape(b, k)
         return common.best_by_q(candidates, q)
     raise ValueError(f"fd/iso: unknown action mode {mode!r}; choose one of {MODES}")
+
+
+# -- the pieces of an update --------------------------------------------------------------------------
+
+
+def rollouts(
+    config: AgentConfig, networks: Networks, state: AgentState, batch: Batch, key: jax.Array, use_fisher: bool
+):
+    """One batched Euler rollout for the base actions a_hat at s, the M Fisher samples per state and a_hat' at s'.
+
+    The M Fisher samples are fresh draws (the official code's), or with ``fisher.reuse_base_sample`` a_hat
+    and M - 1 fresh draws.  With ``fisher.source == "dataset"`` (or no Fisher metric) only a_hat and a_hat'
+    are rolled out and the Fisher samples are the dataset actions (noised M times inside the score).
+    Returns (a_hat (B, d), samples (B, M, d) or None, a_hat' (B, d)).
+    """
+    b, d = batch["actions"].shape
+    fc = config.fisher
+    from_flow = use_fisher and fc.source == "flow"
+    fresh = (fc.num_samples - 1 if fc.reuse_base_sample else fc.num_samples) if from_flow else 0
+    per_state = 1 + fresh  # a_hat first, then the fresh Fisher samples
+    flow_params = jax.lax.stop_gradient(state.params["flow"])
+    # s and s' are encoded once (before repeating and before the Euler steps).
+    both = common.encode(
+        networks.flow, flow_params, jnp.concatenate([batch["observations"], batch["next_observations"]])
+    )
+    features = jnp.concatenate([jnp.repeat(both[:b], per_state, axis=0), both[b:]], axis=0)
+    noise = jax.random.normal(key, (b * per_state + b, d))
+    out = common.sample_from_features(
+        networks, flow_params, features, noise, config.flow_steps, config.clip_flow_actions
+    )
+    per_s = out[: b * per_state].reshape(b, per_state, d)
+    base, next_base = per_s[:, 0], out[b * per_state :]
+    if not use_fisher:
+        return base, None, next_base
+    if fc.source == "dataset":
+        return base, jnp.repeat(batch["actions"][:, None, :], fc.num_samples, axis=1), next_base
+    return base, (per_s if fc.reuse_base_sample else per_s[:, 1:]), next_base
+
+
+def fisher_metrics_for_batch(
+    config: AgentConfig,
+    networks: Networks,
+    flow_params,
+    observations: jax.Array,
+    samples: jax.Array,
+    key: jax.Array,
+) -> jax.Array:
+    """F_n(s) for each state from its M base samples (B, M, d) by :func:`fidec.fisher.fisher_metric`;
+    stop-gradient, (B, d, d)."""
+    v = common.velocity_fn(networks, jax.lax.stop_gradient(flow_params), observations, sample_axes=1)
+    return fisher_metric(v, samples, key, config.fisher)
+
+
+def penalty_terms(
+    config: AgentConfig, networks: Networks, residual_params, obs, base_actions, delta, metric, key
+) -> tuple[jax.Array, jax.Array]:
+    """Per-state penalty delta^T F_n delta / d (+ w ||sym J||^2 / d, or w tr(J^2) / d, when jacobian_weight > 0,
+    J = d delta / d a_hat; see ``jacobian_form``)."""
+    quad = quadratic_penalty(delta, metric)
+    if config.jacobian_weight == 0.0:
+        return quad, jnp.zeros_like(quad)
+    obs = common.encode(networks.residual, residual_params, obs)  # per-state Jacobians act on features
+
+    def delta_single(o, a):
+        return common.apply_head(networks.residual, residual_params, o, a)
+
+    d = delta.shape[-1]
+    probe_key = None if config.jacobian_probes == 0 else key
+    jac = jax.vmap(
+        lambda o, a, k: jacobian_square(
+            lambda x: delta_single(o, x), a[None], k, max(config.jacobian_probes, 1), config.jacobian_form
+        )[0],
+        in_axes=(0, 0, None if probe_key is None else 0),
+    )(obs, base_actions, None if probe_key is None else jax.random.split(probe_key, obs.shape[0]))
+    return quad + config.jacobian_weight * jac / d, jac / d

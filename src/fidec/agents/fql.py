@@ -9,6 +9,8 @@ one-step policy.  One Euler rollout per update (the distillation target).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 
@@ -30,37 +32,59 @@ def init(
     )
 
 
-def loss_fn(params, config: AgentConfig, networks: Networks, state: AgentState, batch: Batch, aux: dict):
-    """critic loss + L_bc + alpha * distillation - Q (each term reaches only its own parameters)."""
+class UpdateInputs(NamedTuple):
+    """What an update draws before it differentiates (no gradient flows through any of it)."""
+
+    z: jax.Array  # noise of the one-step policy, (B, d)
+    flow_actions: jax.Array  # the distillation target flow(s, z), (B, d)
+    next_actions: jax.Array  # a' = clip(mu(s', z')) at s', (B, d)
+    bc_noise: jax.Array  # x0 of the flow-matching loss, (B, d)
+    bc_times: jax.Array  # t of the flow-matching loss, (B, 1)
+
+
+def critic_loss(
+    config: AgentConfig, networks: Networks, params, state: AgentState, batch: Batch, inputs: UpdateInputs
+):
+    """L_Q = E[(Q_i(s, a) - y)^2], y = r + gamma mask Q_agg'(s', a') with a' = clip(mu(s', z'))."""
+    return common.critic_loss(
+        networks, config, params["critic"], state.target_params["critic"], batch, inputs.next_actions
+    )
+
+
+def actor_loss(config: AgentConfig, networks: Networks, params, batch: Batch, inputs: UpdateInputs):
+    """L_bc(theta) + alpha * E||mu_w(s, z) - flow(s, z)||^2 / d - E[Q(s, clip(mu_w(s, z)))] (critic fixed)."""
     obs = batch["observations"]
-    c_loss, c_info = common.critic_loss(
-        networks, config, params["critic"], state.target_params["critic"], batch, aux["next_actions"]
-    )
     bc_loss = flow_matching_loss(
-        common.velocity_fn(networks, params["flow"], obs), batch["actions"], aux["bc_noise"], aux["bc_times"]
+        common.velocity_fn(networks, params["flow"], obs), batch["actions"], inputs.bc_noise, inputs.bc_times
     )
-    onestep = networks.onestep.apply(params["onestep"], obs, aux["z"])
-    distill_loss = jnp.mean((onestep - jax.lax.stop_gradient(aux["flow_actions"])) ** 2)
+    onestep = networks.onestep.apply(params["onestep"], obs, inputs.z)
+    distill_loss = jnp.mean((onestep - jax.lax.stop_gradient(inputs.flow_actions)) ** 2)
     q_loss, q = common.q_objective(networks, config, params["critic"], obs, jnp.clip(onestep, -1.0, 1.0))
-    actor_loss = bc_loss + config.alpha * distill_loss + q_loss
+    loss = bc_loss + config.alpha * distill_loss + q_loss
     info = {
-        **c_info,
-        "actor_loss": actor_loss,
+        "actor_loss": loss,
         "bc_loss": bc_loss,
         "distill_loss": distill_loss,
         "q_loss": q_loss,
         "alpha": jnp.asarray(config.alpha, jnp.float32),
         "actor_q_mean": q.mean(),
-        "delta_abs_mean": jnp.abs(onestep - aux["flow_actions"]).mean(),
+        "delta_abs_mean": jnp.abs(onestep - inputs.flow_actions).mean(),
     }
-    return c_loss + actor_loss, info
+    return loss, info
 
 
-def update(
-    config: AgentConfig, networks: Networks, state: AgentState, batch: Batch
-) -> tuple[AgentState, dict]:
-    """One gradient step of FQL (pure; jit it)."""
-    state, batch = common.prepare_batch(config, state, batch)
+def total_loss(
+    params, config: AgentConfig, networks: Networks, state: AgentState, batch: Batch, inputs: UpdateInputs
+):
+    """Critic loss + actor loss: the one function an update differentiates."""
+    c_loss, c_info = critic_loss(config, networks, params, state, batch, inputs)
+    a_loss, a_info = actor_loss(config, networks, params, batch, inputs)
+    return c_loss + a_loss, {**c_info, **a_info}
+
+
+def draw_inputs(config: AgentConfig, networks: Networks, state: AgentState, batch: Batch):
+    """(the state's next rng, the update's :class:`UpdateInputs`): the distillation target (one Euler rollout),
+    the target actions and the flow-matching noise."""
     rng, z_key, next_key, bc_key, t_key = jax.random.split(state.rng, 5)
     b, d = batch["actions"].shape
     z = jax.random.normal(z_key, (b, d))
@@ -74,14 +98,23 @@ def update(
         -1.0,
         1.0,
     )
-    aux = {
-        "z": z,
-        "flow_actions": flow_actions,
-        "next_actions": jax.lax.stop_gradient(next_actions),
-        "bc_noise": jax.random.normal(bc_key, (b, d)),
-        "bc_times": jax.random.uniform(t_key, (b, 1)),
-    }
-    grads, info = jax.grad(loss_fn, has_aux=True)(state.params, config, networks, state, batch, aux)
+    inputs = UpdateInputs(
+        z=z,
+        flow_actions=flow_actions,
+        next_actions=jax.lax.stop_gradient(next_actions),
+        bc_noise=jax.random.normal(bc_key, (b, d)),
+        bc_times=jax.random.uniform(t_key, (b, 1)),
+    )
+    return rng, inputs
+
+
+def update(
+    config: AgentConfig, networks: Networks, state: AgentState, batch: Batch
+) -> tuple[AgentState, dict]:
+    """One gradient step of FQL (pure; jit it)."""
+    state, batch = common.prepare_batch(config, state, batch)
+    rng, inputs = draw_inputs(config, networks, state, batch)
+    grads, info = jax.grad(total_loss, has_aux=True)(state.params, config, networks, state, batch, inputs)
     info.update(common.grad_norms(grads))
     return common.apply_gradients(config, state, grads, rng), info
 
