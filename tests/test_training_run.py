@@ -25,13 +25,22 @@ METRIC_FILES = ("metrics/train.jsonl", "metrics/train.csv", "metrics/eval.jsonl"
 
 
 def _config(run_dir, **overrides):
-    base = {"run_dir": str(run_dir), "seeds": "0,1", "progress": False, "steps": 100, "online_steps": 60}
+    base = {
+        "run_dir": str(run_dir),
+        "seeds": "0,1",
+        "vmap_seeds": True,
+        "progress": False,
+        "steps": 100,
+        "online_steps": 60,
+    }
     base.update(overrides)
     return make_train_config("bcflow", "toy-point", presets=["tiny"], overrides=base)
 
 
 def _train(config, evaluator=evaluate_toy, dataset=DATASET, **kwargs):
-    return train(config, dataset=dataset, evaluator=evaluator, env_factory=make_toy_env, console=False, **kwargs)
+    return train(
+        config, dataset=dataset, evaluator=evaluator, env_factory=make_toy_env, console=False, **kwargs
+    )
 
 
 def _params(result):
@@ -79,7 +88,11 @@ def test_run_directory_holds_every_file(reference):
     assert [s for s, _ in list_checkpoints(run_dir / "checkpoints")] == [100, 150, 160]  # keep 3 newest
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["metric"] == "success" and summary["seeds"] == [0, 1]
-    assert set(summary["per_seed"]) == {"0", "1"} and summary["per_seed"]["0"]["last3_steps"] == [100, 150, 160]
+    assert set(summary["per_seed"]) == {"0", "1"} and summary["per_seed"]["0"]["last3_steps"] == [
+        100,
+        150,
+        160,
+    ]
     assert {"final_mean", "final_std", "last3_mean", "last3_std"} <= set(summary["aggregate"])
     assert summary["updates_per_second_per_seed"] > 0 and summary["seed_mode"] == "vmapped"
     assert "offline_phase" in summary and "protocol" in summary
@@ -156,7 +169,9 @@ def test_non_finite_loss_stops_with_step_metric_and_last_good_checkpoint(referen
     arrays["actions"] = np.full_like(arrays["actions"], np.nan)
     broken = type(DATASET)(**arrays)
     with pytest.raises(NonFiniteError, match=r"seed 0: loss '\w+' became non-finite at step 51.*step 50"):
-        resume(target, {"steps": 100, "online_steps": 0}, dataset=broken, evaluator=evaluate_toy, console=False)
+        resume(
+            target, {"steps": 100, "online_steps": 0}, dataset=broken, evaluator=evaluate_toy, console=False
+        )
     assert [s for s, _ in list_checkpoints(target / "checkpoints")] == [50]
     assert "non-finite at step 51" in (target / "train.log").read_text()
 
@@ -171,7 +186,9 @@ def test_bad_inputs(reference, tmp_path):
         _train(_config(tmp_path / "other"))
     assert (tmp_path / "other" / "notes.txt").read_text() == "keep me"
     with pytest.raises(UnknownTaskError, match="Did you mean"):
-        train(make_train_config("fd", "cube-singel-play-singletask-task1-v0", presets=["tiny"]), console=False)
+        train(
+            make_train_config("fd", "cube-singel-play-singletask-task1-v0", presets=["tiny"]), console=False
+        )
     with pytest.raises(RunDirError, match="cannot change"):
         resume(run_dir, {"agent.lr": 1.0})
     with pytest.raises(RunDirError, match="not a fidec run directory"):

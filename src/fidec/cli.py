@@ -62,10 +62,11 @@ from fidec.data.commands import app as data_app  # noqa: E402
 
 app.add_typer(data_app, name="data")
 
-from fidec.training.commands import TRAIN_EPILOG, eval_command, train_command  # noqa: E402
+from fidec.training.commands import TRAIN_EPILOG, eval_command, presets_command, train_command  # noqa: E402
 
 app.command("train", epilog=TRAIN_EPILOG)(train_command)
 app.command("eval")(eval_command)
+app.command("presets")(presets_command)
 
 from fidec.reports.commands import report_command  # noqa: E402
 from fidec.sweeps.commands import sweep_command  # noqa: E402

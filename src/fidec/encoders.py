@@ -20,6 +20,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from fidec.config import check_finite_fields
+
 ENCODERS = ("none", "impala", "tiny")
 
 
@@ -54,6 +56,7 @@ class EncoderConfig:
     tiny_features: int = 32
 
     def __post_init__(self) -> None:
+        check_finite_fields(self)
         checks = [
             (self.name in ENCODERS, f"encoder.name must be one of {ENCODERS}, got {self.name!r}"),
             (self.frame_stack >= 1, f"encoder.frame_stack must be >= 1, got {self.frame_stack}"),

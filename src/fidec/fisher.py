@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
+from fidec.config import check_finite_fields
 from fidec.flows import SCORE_ESTIMATORS, ScoreEstimator, VelocityFn, score_at
 
 
@@ -53,6 +54,7 @@ class FisherConfig:
     reuse_base_sample: bool = False
 
     def __post_init__(self) -> None:
+        check_finite_fields(self)
         if self.estimator not in SCORE_ESTIMATORS:
             raise ValueError(f"fisher.estimator must be one of {SCORE_ESTIMATORS}, got {self.estimator!r}")
         if not 0.0 < self.t_eps < 1.0:

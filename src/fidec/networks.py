@@ -21,6 +21,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from fidec.config import check_finite_fields
+
 ACTIVATIONS = {"gelu": nn.gelu, "relu": nn.relu, "silu": nn.silu, "tanh": jnp.tanh, "elu": nn.elu}
 TIME_EMBEDDINGS = ("raw", "fourier")
 
@@ -50,6 +52,7 @@ class NetworkConfig:
     residual_init_scale: float = 1.0
 
     def __post_init__(self) -> None:
+        check_finite_fields(self)
         if self.activation not in ACTIVATIONS:
             raise ValueError(
                 f"network.activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from fidec.config import check_finite_fields
 from fidec.encoders import EncoderConfig
 from fidec.fisher import FisherConfig
 from fidec.networks import NetworkConfig
@@ -73,6 +74,7 @@ class AgentConfig:
     refine_iterations: int = 5
 
     def __post_init__(self) -> None:
+        check_finite_fields(self)
         checks = [
             (self.lr > 0, f"lr must be > 0, got {self.lr}"),
             (self.alpha_lr > 0, f"alpha_lr must be > 0, got {self.alpha_lr}"),

@@ -24,7 +24,6 @@ app = typer.Typer(
 )
 
 
-
 def parse_assignments(assignments: list[str]) -> dict[str, str]:
     """['a.b=1', 'c=x'] -> {'a.b': '1', 'c': 'x'}; values are converted to each field's type later."""
     out = {}
@@ -52,9 +51,9 @@ def _print_config(config) -> None:
 
 
 TRAIN_EPILOG = (
-    f"Scale presets (--preset): {', '.join(f'{s.name} ({s.description})' for s in SCALES.values())}. "
-    "Agent presets (--preset, stackable): see fidec.presets (e.g. official-grid, paper-networks). "
-    "The task family's preset is applied automatically from --env."
+    f"Scale presets (--preset): {', '.join(SCALES)}. Agent presets (--preset, stackable), e.g. official, "
+    "official-grid, paper-networks. The task's presets apply automatically from --env. "
+    "`fidec presets` lists every preset, what it sets and where its values come from."
 )
 
 
@@ -67,7 +66,7 @@ def train_command(
     generate_dataset: bool | None = typer.Option(
         None,
         "--generate-dataset/--no-generate-dataset",
-        help="Generate a missing OGBench manipulation dataset locally (cached) [default: on].",
+        help="Generate a missing OGBench manipulation dataset locally (cached) \\[default: on].",
     ),
     preset: list[str] = typer.Option(
         [], "--preset", help="Scale preset (tiny, cpu, paper) and/or agent presets."
@@ -76,7 +75,9 @@ def train_command(
     online_steps: int | None = typer.Option(
         None, "--online-steps", help="Online steps after the offline phase."
     ),
-    seeds: str | None = typer.Option(None, "--seeds", help="Comma-separated seeds, e.g. 0,1,2 (one process)."),
+    seeds: str | None = typer.Option(
+        None, "--seeds", help="Comma-separated seeds, e.g. 0,1,2 (one process)."
+    ),
     vmap_seeds: bool | None = typer.Option(
         None,
         "--vmap-seeds/--sequential-seeds",
@@ -185,7 +186,9 @@ def eval_command(
     from fidec.training.evaluation import evaluate_run
 
     try:
-        record = evaluate_run(run_dir, checkpoint, episodes, video, action_mode, num_envs=num_envs, progress=True)
+        record = evaluate_run(
+            run_dir, checkpoint, episodes, video, action_mode, num_envs=num_envs, progress=True
+        )
     except (UserError, FileNotFoundError, ValueError) as exc:
         raise fail(str(exc)) from None
     metric = record["metric"]
@@ -206,3 +209,63 @@ def eval_command(
 
 if __name__ == "__main__":
     app()
+
+
+def _setting_text(values: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in values.items()) or "-"
+
+
+def presets_command(
+    name: str | None = typer.Argument(None, help="A preset to show in full (default: list them all)."),
+) -> None:
+    """List fidec's presets: scales, named agent presets, task presets and each agent's own defaults,
+    with what each sets and where its values come from."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from fidec.presets import AGENT_DEFAULTS, NAMED_PRESETS, TASK_OVERRIDES, TASK_PRESETS
+
+    rows: list[tuple[str, str, str, str]] = []
+    for scale in SCALES.values():
+        sets = _setting_text(dict(scale.overrides))
+        presets = ", ".join(
+            scale.agent_presets + tuple(f"{p} (pixel tasks)" for p in scale.pixel_agent_presets)
+        )
+        rows.append(
+            (
+                scale.name,
+                "scale (--preset)",
+                f"{sets}" + (f"; agent presets: {presets}" if presets else ""),
+                scale.description,
+            )
+        )
+    groups = [
+        ("named (--preset)", NAMED_PRESETS),
+        ("task family (from --env)", TASK_PRESETS),
+        ("task (from --env)", TASK_OVERRIDES),
+        ("agent default (from --agent)", AGENT_DEFAULTS),
+    ]
+    for kind, table in groups:
+        for preset in table.values():
+            parts = [_setting_text(dict(preset.overrides))] if preset.overrides else []
+            parts += [f"{agent}: {_setting_text(dict(v))}" for agent, v in preset.per_agent.items()]
+            parts += [
+                f"{agent} online: {_setting_text(dict(v))}" for agent, v in preset.online_per_agent.items()
+            ]
+            rows.append(
+                (preset.name, kind, "; ".join(parts) or "-", f"{preset.description} [{preset.source}]")
+            )
+    if name is not None:
+        rows = [r for r in rows if r[0] == name]
+        if not rows:
+            from fidec.presets import preset_names
+
+            raise fail(f"unknown preset {name!r}; presets: {', '.join(list(SCALES) + preset_names())}")
+    table = Table(
+        title="fidec presets (resolution: agent default -> task family -> task -> scale -> --preset -> --set)"
+    )
+    for column in ("name", "kind", "sets", "what and source"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)

@@ -4,8 +4,8 @@ Resolution order of :func:`make_train_config` (each step a set of dotted overrid
 
     AgentConfig defaults -> the agent's own defaults -> task-family and task presets (from ``env``;
         offline-to-online values when ``online_steps`` > 0) -> the scale's agent presets
-        -> the scale's values (run and ``agent.*`` keys) -> named agent presets (``--preset``)
-        -> explicit overrides (run and ``agent.*`` keys)
+        -> the scale's values (run and ``agent.*`` keys) -> the scale's pixel presets (``visual-`` tasks)
+        -> named agent presets (``--preset``) -> explicit overrides (run and ``agent.*`` keys)
 
 ``TrainConfig()`` is the built-in main job: FD on cube-single-play-singletask-task1-v0 at the ``cpu``
 scale.  Build other runs with :func:`make_train_config` so that the agent's task preset follows the
@@ -21,13 +21,14 @@ from typing import Any
 
 from fidec.agents import agent_names
 from fidec.agents.config import ACTION_MODES, AgentConfig
-from fidec.config import ConfigError, all_keys, apply_overrides
+from fidec.config import ConfigError, all_keys, apply_overrides, check_finite_fields
 from fidec.presets import preset_names, resolve_agent_config
 
 DEFAULT_AGENT = "fd"
 DEFAULT_ENV = "cube-single-play-singletask-task1-v0"
 DEFAULT_SCALE = "cpu"
 WANDB_MODES = ("offline", "online", "disabled")
+ACTION_POLICIES = ("refuse", "clip", "rescale")
 # Keys that choose presets: they are set by make_train_config, never by a plain override.
 PRESET_KEYS = ("agent_name", "env", "scale", "presets")
 
@@ -40,6 +41,7 @@ class ScalePreset:
     description: str
     overrides: Mapping[str, Any]
     agent_presets: tuple[str, ...] = ()
+    pixel_agent_presets: tuple[str, ...] = ()  # also applied for pixel tasks (visual-...)
 
 
 SCALES: dict[str, ScalePreset] = {
@@ -58,6 +60,7 @@ SCALES: dict[str, ScalePreset] = {
             "agent.fisher.num_samples": 2,
         },
         agent_presets=("tiny-networks",),
+        pixel_agent_presets=("cpu-visual",),
     ),
     "cpu": ScalePreset(
         name="cpu",
@@ -78,6 +81,8 @@ SCALES: dict[str, ScalePreset] = {
             "agent.network.critic_hidden": (256, 256),
             "agent.batch_size": 128,
         },
+        # IMPALA encoders run at ~0.01-0.1 updates/s on a CPU (docs/pixels.md): the tiny CNN instead.
+        pixel_agent_presets=("cpu-visual",),
     ),
     "paper": ScalePreset(
         name="paper",
@@ -97,6 +102,11 @@ SCALES: dict[str, ScalePreset] = {
         agent_presets=("paper-networks",),
     ),
 }
+
+
+def pixel_presets(scale: ScalePreset, env: str) -> tuple[str, ...]:
+    """The scale's pixel agent presets for a ``visual-`` task (after the scale's own values), else none."""
+    return scale.pixel_agent_presets if env.split("/")[-1].startswith("visual-") else ()
 
 
 def _main_job_agent() -> AgentConfig:
@@ -123,6 +133,9 @@ class TrainConfig:
         dataset_dir: folder holding official dataset files.
         generate_dataset: generate an OGBench manipulation dataset locally when it is missing (cached).
         dataset_episodes: episodes to generate (None: the data layer's default).
+        action_policy: what loading does with dataset actions outside [-1, 1]: "refuse" (the default: an
+            error that names the file and the range found), "clip" them to the box, or "rescale" the data's
+            range onto it.
         action_clip_eps: clip the dataset's actions to [-1 + eps, 1 - eps] before training, as the official FD
             and FQL code do (``action_clip_eps`` of their ``make_env_and_datasets``); None keeps them.
         seeds: seeds trained together; each has its own parameters, RNG and sampler key.
@@ -156,6 +169,7 @@ class TrainConfig:
     dataset_dir: str | None = None
     generate_dataset: bool = True
     dataset_episodes: int | None = field(default_factory=lambda: _main_job("dataset_episodes"))
+    action_policy: str = "refuse"
     action_clip_eps: float | None = 1e-5
     seeds: tuple[int, ...] = (0,)
     vmap_seeds: bool | None = None
@@ -177,6 +191,7 @@ class TrainConfig:
     wandb_mode: str = "offline"
 
     def __post_init__(self) -> None:
+        check_finite_fields(self)
         checks = [
             (
                 self.agent_name in agent_names(),
@@ -202,6 +217,10 @@ class TrainConfig:
             (
                 self.wandb_mode in WANDB_MODES,
                 f"wandb_mode must be one of {WANDB_MODES}, got {self.wandb_mode!r}",
+            ),
+            (
+                self.action_policy in ACTION_POLICIES,
+                f"action_policy must be one of {ACTION_POLICIES}, got {self.action_policy!r}",
             ),
             (
                 self.action_clip_eps is None or 0.0 <= self.action_clip_eps < 1.0,
@@ -285,7 +304,9 @@ def make_train_config(
     agent_config = resolve_agent_config(agent, env, scale_preset.agent_presets, online=online)
     config = TrainConfig(agent_name=agent, env=env, agent=agent_config, scale=scale, presets=agent_presets)
     config = apply_overrides(config, scale_preset.overrides)
-    named = resolve_agent_config(agent, None, agent_presets, base=config.agent, online=online)
+    named = resolve_agent_config(
+        agent, None, pixel_presets(scale_preset, env) + agent_presets, base=config.agent, online=online
+    )
     # The user's overrides as full dotted keys, so that errors name the key as it was typed.
     config = apply_overrides(dataclasses.replace(config, agent=named), overrides)
     return check_consistency(config)

@@ -111,6 +111,7 @@ def load_training_data(config: TrainConfig) -> Dataset:
         generate_if_missing=config.generate_dataset,
         episodes=config.dataset_episodes,
         dataset_path=config.dataset,
+        action_policy=config.action_policy,
         generation_workers=os.cpu_count() or 1,
     )
     if hasattr(train_set, "with_frame_stack"):  # pixel datasets stack frames when a batch is drawn
