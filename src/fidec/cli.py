@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import numpy as np
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from fidec import __version__
+from fidec.bench.commands import bench_command
+from fidec.data.commands import app as data_app
+from fidec.diagnostics.commands import app as diagnose_app
+from fidec.diagnostics.commands import demo_command
+from fidec.diagnostics.flow_fit import fisher_check
+from fidec.reports.commands import report_command
+from fidec.sweeps.commands import sweep_command
+from fidec.training.commands import TRAIN_EPILOG, eval_command, presets_command, train_command
 
 app = typer.Typer(
     name="fidec",
@@ -37,12 +48,6 @@ def fisher_check_command(
     t_eps: float = typer.Option(0.98, help="Perturbed time t_eps = 1 - eps at which the score is read."),
 ) -> None:
     """Fit a flow to a 2-D anisotropic Gaussian and print its Fisher estimate beside the analytic one."""
-    import numpy as np
-    from rich.console import Console
-    from rich.table import Table
-
-    from fidec.diagnostics.flow_fit import fisher_check
-
     r = fisher_check(steps=steps, seed=seed, t_eps=t_eps)
     fmt = lambda m: np.array2string(np.asarray(m), precision=3, suppress_small=True)
     table = Table(title=f"Trace-normalised Fisher metric F_n at t_eps = {t_eps} (flow fit: {steps} steps)")
@@ -57,30 +62,13 @@ def fisher_check_command(
     Console().print(table)
 
 
-# -- commands added by later modules register below (one import + add per subsystem) --
-from fidec.data.commands import app as data_app  # noqa: E402
-
 app.add_typer(data_app, name="data")
-
-from fidec.training.commands import TRAIN_EPILOG, eval_command, presets_command, train_command  # noqa: E402
-
 app.command("train", epilog=TRAIN_EPILOG)(train_command)
 app.command("eval")(eval_command)
 app.command("presets")(presets_command)
-
-from fidec.reports.commands import report_command  # noqa: E402
-from fidec.sweeps.commands import sweep_command  # noqa: E402
-
 app.command("sweep")(sweep_command)
 app.command("report")(report_command)
-
-from fidec.bench.commands import bench_command  # noqa: E402
-
 app.command("bench")(bench_command)
-
-from fidec.diagnostics.commands import app as diagnose_app  # noqa: E402
-from fidec.diagnostics.commands import demo_command  # noqa: E402
-
 app.add_typer(diagnose_app, name="diagnose")
 app.command("demo")(demo_command)
 

@@ -11,9 +11,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from fidec.errors import EXIT_FAILURE, EXIT_INTERRUPTED, UserError, fail
-from fidec.training.config import DEFAULT_AGENT, DEFAULT_ENV, SCALES
+from fidec.presets import AGENT_DEFAULTS, NAMED_PRESETS, TASK_OVERRIDES, TASK_PRESETS, preset_names
+from fidec.training.config import DEFAULT_AGENT, DEFAULT_ENV, SCALES, describe_config, make_train_config
+from fidec.training.evaluation import evaluate_run
+from fidec.training.loop import NonFiniteError, RunInterrupted, train
+from fidec.training.loop import resume as resume_run
+from fidec.training.rundir import read_config
 
 app = typer.Typer(
     name="fidec-training",
@@ -36,10 +43,6 @@ def parse_assignments(assignments: list[str]) -> dict[str, str]:
 
 
 def _print_config(config) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from fidec.training.config import describe_config
 
     table = Table(title=f"resolved config ({config.agent_name} on {config.env}, scale {config.scale})")
     table.add_column("key (--set KEY=VALUE)", no_wrap=True)  # keys stay whole: they are typed back in
@@ -111,9 +114,6 @@ def train_command(
     dataset on first use.  Every config field can be set with --set KEY=VALUE, e.g.
     --set agent.fisher.t_eps=0.95 --set eval_interval=1000; --show-config lists them all with types.
     """
-    from fidec.training.config import make_train_config
-    from fidec.training.loop import NonFiniteError, RunInterrupted, train
-    from fidec.training.loop import resume as resume_run
 
     try:
         overrides: dict[str, object] = parse_assignments(assignments)
@@ -145,8 +145,6 @@ def train_command(
             if dropped:
                 raise fail(f"--resume continues a run with its saved config; drop {', '.join(dropped)}")
             if show_config:
-                from fidec.training.rundir import read_config
-
                 _print_config(read_config(resume)[0])
                 return
             resume_run(resume, overrides)
@@ -180,11 +178,6 @@ def eval_command(
     video: bool = typer.Option(False, "--video", help="Save a video of the first episode of each seed."),
 ) -> None:
     """Evaluate a saved run in its environment and write evals/step_<step>-<mode>-<episodes>ep.json."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from fidec.training.evaluation import evaluate_run
-
     try:
         record = evaluate_run(
             run_dir, checkpoint, episodes, video, action_mode, num_envs=num_envs, progress=True
@@ -220,11 +213,6 @@ def presets_command(
 ) -> None:
     """List fidec's presets: scales, named agent presets, task presets and each agent's own defaults,
     with what each sets and where its values come from."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from fidec.presets import AGENT_DEFAULTS, NAMED_PRESETS, TASK_OVERRIDES, TASK_PRESETS
-
     rows: list[tuple[str, str, str, str]] = []
     for scale in SCALES.values():
         sets = _setting_text(dict(scale.overrides))
@@ -258,8 +246,6 @@ def presets_command(
     if name is not None:
         rows = [r for r in rows if r[0] == name]
         if not rows:
-            from fidec.presets import preset_names
-
             raise fail(f"unknown preset {name!r}; presets: {', '.join(list(SCALES) + preset_names())}")
     table = Table(
         title="fidec presets (resolution: agent default -> task family -> task -> scale -> --preset -> --set)"

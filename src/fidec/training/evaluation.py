@@ -121,7 +121,9 @@ def evaluate_seeds(
     return out
 
 
-def eval_envs_for(agent_config: AgentConfig, env_name: str, episodes: int, num_envs: int | None = None) -> list:
+def eval_envs_for(
+    agent_config: AgentConfig, env_name: str, episodes: int, num_envs: int | None = None
+) -> list:
     """The evaluation environments of a run, built once and reused by every evaluation: ``min(episodes,
     num_envs)`` instances, frames stacked as in training for a pixel agent."""
     count = min(episodes, num_envs or DEFAULT_NUM_ENVS)

@@ -29,9 +29,7 @@ def nonfinite_problem(step: int, summary: dict) -> str | None:
 
 def nonfinite_diagnostics(summary: dict) -> dict[str, int]:
     """{diagnostic metric: first non-finite step} of one seed's block summary (losses excluded)."""
-    return {
-        k: int(v) for k, v in summary["first_nonfinite"].items() if int(v) >= 0 and "loss" not in k
-    }
+    return {k: int(v) for k, v in summary["first_nonfinite"].items() if int(v) >= 0 and "loss" not in k}
 
 
 def stop_message(seed: int, problem: str, last_saved: int, checkpoints_dir: object) -> str:

@@ -136,8 +136,12 @@ class RunLogger:
         self.train_table.load(step)
         self.eval_table.load(step)
 
-    def _write(self, table, group: str, step: int, phase: str, per_seed: Mapping[int, Mapping[str, Any]]) -> None:
-        table.append([{"step": step, "seed": seed, "phase": phase, **values} for seed, values in per_seed.items()])
+    def _write(
+        self, table, group: str, step: int, phase: str, per_seed: Mapping[int, Mapping[str, Any]]
+    ) -> None:
+        table.append(
+            [{"step": step, "seed": seed, "phase": phase, **values} for seed, values in per_seed.items()]
+        )
         if self.optional:
             for seed, values in per_seed.items():
                 self.optional.log(group, step, seed, values)

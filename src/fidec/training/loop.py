@@ -166,7 +166,12 @@ class _Session:
         self.env_factory = env_factory
         self.console = console
         self.text = TextLog(run, console)
-        self.timing = {"data_seconds": 0.0, "train_seconds": 0.0, "eval_seconds": 0.0, "checkpoint_seconds": 0.0}
+        self.timing = {
+            "data_seconds": 0.0,
+            "train_seconds": 0.0,
+            "eval_seconds": 0.0,
+            "checkpoint_seconds": 0.0,
+        }
         self.timed_updates = 0
         self.timed_update_seconds = 0.0
         self.previous_timing: dict[str, float] = {}
@@ -273,7 +278,13 @@ class _Session:
             "timing": self._cumulative_timing(),
         }
         arrays, meta = snapshot.pack(
-            self.seed_map, states, step, phase, meta, self.online if phase == "online" else None, self.config.steps
+            self.seed_map,
+            states,
+            step,
+            phase,
+            meta,
+            self.online if phase == "online" else None,
+            self.config.steps,
         )
         self.run.save_checkpoint(step, arrays, meta, self.config.keep_checkpoints)
         self.last_saved = step
@@ -303,14 +314,18 @@ class _Session:
             for k, first in sorted(nonfinite_diagnostics(summary).items()):
                 if k not in self.reported_diagnostics:
                     self.reported_diagnostics.add(k)
-                    self._warn(f"note: diagnostic metric '{k}' is non-finite from step {first} (training goes on)")
+                    self._warn(
+                        f"note: diagnostic metric '{k}' is non-finite from step {first} (training goes on)"
+                    )
         stop = check_seeds(step, self.config.seeds, summaries)
         if stop is not None:
             message = stop_message(stop[0], stop[1], self.last_saved, self.run.checkpoints_dir)
             self.text.write(message, echo=True)
             raise NonFiniteError(message)
 
-    def after_block(self, states, step: int, phase: str, summaries: list[dict], extra: list[dict] | None = None):
+    def after_block(
+        self, states, step: int, phase: str, summaries: list[dict], extra: list[dict] | None = None
+    ):
         """Write train rows, evaluate, checkpoint and honour Ctrl-C, in that order (see the module docstring)."""
         per_seed = {}
         for i, (seed, s) in enumerate(zip(self.config.seeds, summaries, strict=True)):
@@ -332,7 +347,9 @@ class _Session:
         self.progress.status("training")
         self.progress.advance(step - self.progress_step, first_seed, **postfix)
         self.progress_step = step
-        rate = self.timed_updates / self.timed_update_seconds if self.timed_update_seconds > 0 else float("nan")
+        rate = (
+            self.timed_updates / self.timed_update_seconds if self.timed_update_seconds > 0 else float("nan")
+        )
         keys = [k for k in ("critic_loss", "actor_loss", "bc_loss", "penalty", "alpha") if k in first_seed]
         shown = ", ".join(f"{k}={first_seed[k]:.4g}" for k in keys)
         self.text.write(
@@ -349,7 +366,9 @@ class _Session:
         config = self.config
         agent_states = [self.seed_map.select(states, i).agent for i in range(len(config.seeds))]
         if self.evaluator is None and self.eval_envs is None:  # built once, reused by every evaluation
-            self.eval_envs = eval_envs_for(config.agent, config.env, config.eval_episodes, config.eval_num_envs)
+            self.eval_envs = eval_envs_for(
+                config.agent, config.env, config.eval_episodes, config.eval_num_envs
+            )
         self.progress.status("evaluating")
         bar = EpisodeBar(config.eval_episodes * len(config.seeds), config.progress and self.evaluator is None)
         try:
@@ -467,7 +486,9 @@ class _Session:
             self.progress.close()
             self.logger.close()
             self.text.close()
-        per_seed = [s.replace(replay=None) if s.replay is not None else s for s in self.seed_map.to_list(states)]
+        per_seed = [
+            s.replace(replay=None) if s.replay is not None else s for s in self.seed_map.to_list(states)
+        ]
         return RunResult(self.run.root, config, summary, per_seed, self.agent)
 
     def finish(self) -> dict:

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fidec.envs import make_env, parse_task
+
 EnvFactory = Callable[[str], object]
 
 
@@ -28,16 +30,12 @@ def episode_seed(seed: int, episode: int) -> int:
 def reward_shift(env_name: str) -> float:
     """-1 for D4RL AntMaze (its dataset rewards are r - 1), else 0."""
     try:
-        from fidec.envs import parse_task
-
         return -1.0 if parse_task(env_name).is_antmaze else 0.0
     except ValueError:
         return 0.0
 
 
 def default_env_factory(env_name: str):
-    from fidec.envs import make_env
-
     return make_env(env_name)
 
 

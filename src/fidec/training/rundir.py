@@ -182,16 +182,16 @@ class RunDir:
         if run.root.exists() and not run.root.is_dir():
             raise RunDirError(f"run directory {run.root} exists and is a file; choose another --run-dir")
         if run.root.exists() and any(run.root.iterdir()):
-            hint = (
-                f"resume it with `fidec train --resume {run.root}`" if run.is_run else "empty it"
-            )
+            hint = f"resume it with `fidec train --resume {run.root}`" if run.is_run else "empty it"
             raise RunDirError(f"run directory {run.root} is not empty; {hint}, or choose another --run-dir")
         remove_stale_temporaries(run.root.parent, run.root.name)
         try:
             with atomic_directory(run.root, replace_existing=False) as staging:
                 (staging / METRICS_DIR).mkdir()
                 (staging / CHECKPOINTS_DIR).mkdir()
-                write_json_atomic(staging / CONFIG_FILE, config_record(replace(config, run_dir=str(run.root))))
+                write_json_atomic(
+                    staging / CONFIG_FILE, config_record(replace(config, run_dir=str(run.root)))
+                )
         except DirectoryExistsError:
             raise RunDirError(
                 f"run directory {run.root} was created by another process meanwhile; choose another --run-dir"
@@ -305,7 +305,9 @@ class RunDir:
         newest good one)."""
         config, record = self.read_config()
         if "obs_dim" not in record:
-            raise RunDirError(f"{self.root} has no checkpoint yet (its dataset was never loaded); train it first")
+            raise RunDirError(
+                f"{self.root} has no checkpoint yet (its dataset was never loaded); train it first"
+            )
         obs_dim = record["obs_dim"]
         obs_dim = tuple(obs_dim) if isinstance(obs_dim, list) else int(obs_dim)
         agent = cached_agent(config.agent_name, config.agent, obs_dim, int(record["action_dim"]))
@@ -313,7 +315,9 @@ class RunDir:
         if found is None:
             raise ckpt.CheckpointError(f"no usable checkpoint in {self.checkpoints_dir}; train the run first")
         host = ckpt.unflatten_tree(state_template(agent.init, len(config.seeds)), found.arrays, "state")
-        states = [jax.tree.map(lambda x, i=i: jnp.asarray(x[i]), host.agent) for i in range(len(config.seeds))]
+        states = [
+            jax.tree.map(lambda x, i=i: jnp.asarray(x[i]), host.agent) for i in range(len(config.seeds))
+        ]
         return LoadedRun(config, record, agent, states, found.step)
 
 

@@ -75,7 +75,9 @@ def unpack(
     """(per-seed states, online parts or None) from ``checkpoint``; ``make_envs()`` builds the environments
     whose state an online checkpoint restores."""
     if list(checkpoint.meta.get("seeds", [])) != list(seeds):
-        raise SnapshotError(f"checkpoint seeds {checkpoint.meta.get('seeds')} differ from the config's {list(seeds)}")
+        raise SnapshotError(
+            f"checkpoint seeds {checkpoint.meta.get('seeds')} differ from the config's {list(seeds)}"
+        )
     online = checkpoint.meta["phase"] == "online"
     if online and checkpoint.meta.get("offline_steps") != offline_steps:
         raise SnapshotError(

@@ -39,7 +39,12 @@ def seed_scores(rows: Sequence[Mapping[str, Any]], metric: str) -> dict[str, Any
 def aggregate(per_seed: Mapping[int, Mapping[str, Any]]) -> dict[str, float | None]:
     final = mean_std([s["final"] for s in per_seed.values()])
     last3 = mean_std([s["last3"] for s in per_seed.values()])
-    return {"final_mean": final.mean, "final_std": final.std, "last3_mean": last3.mean, "last3_std": last3.std}
+    return {
+        "final_mean": final.mean,
+        "final_std": final.std,
+        "last3_mean": last3.mean,
+        "last3_std": last3.std,
+    }
 
 
 def protocol_text(metric: str, config: TrainConfig, last3_steps: Sequence[int], num_seeds: int) -> str:
