@@ -42,11 +42,11 @@ def test_report_files_and_contents(runs, tmp_path):  # noqa: F811
         "Aggregate across tasks (IQM): last3",
         "Aggregate across tasks (IQM): final",
         "Learning curves",
-        "Aggregate across tasks",
+        "IQM across tasks (figure)",
     ):
         assert f"## {heading}" in markdown
     assert "![learning curves](curves/overview.png)" in markdown
-    assert "![aggregate across tasks](curves/aggregate.png)" in markdown
+    assert "![iqm across tasks (figure)](curves/aggregate.png)" in markdown
     assert f"- [{T1}](curves/{T1}.png)" in markdown
     assert "Displacement statistics (Fisher vs isotropic)" in markdown and "fisher_condition" in markdown
     assert "best evaluation is not reported" in markdown and "scores: best" not in markdown

@@ -9,7 +9,7 @@ report.html.
     <out>/curves/overview.png  every task; curves/<task>.png one per task
     <out>/curves/aggregate.png the IQM of each label across tasks with its interval (last3 protocol)
 
-Every file is written atomically; the output folder is checked before any work starts.
+Every file is written atomically; the output folder is checked before the bootstrap and the figures.
 """
 
 from __future__ import annotations
@@ -175,7 +175,7 @@ def _overview_lines(c: _Context) -> list[str]:
         "1M steps of a 1M-step OGBench run); *final* = the last evaluation. Per task and family each cell is the "
         "mean ± sample std (ddof=1) over seeds; across tasks, the interquartile mean (IQM) of every (task, seed) "
         "score with its stratified bootstrap confidence interval (Agarwal et al. 2021). In each row the highest "
-        "value and every label whose interval overlaps it are bold. "
+        "value and every label whose interval overlaps it are bold (none when all overlap). "
         + (
             "*best* (max over evaluations) is optimistic and shown because it was asked for."
             if c.best
@@ -190,7 +190,7 @@ def _figure_sections(c: _Context) -> list[tuple[str, Path, list[Path]]]:
     if not c.figures:
         return []
     overview, aggregate, *per_task = c.figures
-    return [("Learning curves", overview, per_task), ("Aggregate across tasks", aggregate, [])]
+    return [("Learning curves", overview, per_task), ("IQM across tasks (figure)", aggregate, [])]
 
 
 def _listed(items: Sequence[str], limit: int = 5) -> str:
