@@ -1,29 +1,35 @@
-"""The report files (Markdown, HTML, tables, curves), the `report` command, and the bootstrap bands."""
+"""The report files (Markdown, HTML, tables, figures), the `report` command, and the figures' readability."""
 
 from __future__ import annotations
 
+import matplotlib.image
 import numpy as np
 import pytest
 import typer
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.text import Text
 from typer.testing import CliRunner
 
-from fidec.reports.aggregate import collect_runs, group_scores
+from fidec.reports.aggregate import collect_runs, group_scores, iqm_results
 from fidec.reports.commands import report_command
-from fidec.reports.curves import bootstrap_ci, curve_band
+from fidec.reports.curves import aggregate_figure, curve_band, overview_figure, task_figure
 from fidec.reports.render import build_report
-from test_reports_aggregate import T1, T2, runs  # noqa: F401  (the fixture)
+from test_reports_aggregate import T1, T2, UMAZE, runs  # noqa: F401  (the fixture)
 
 
 def test_report_files_and_contents(runs, tmp_path):  # noqa: F811
     out = tmp_path / "report"
     report = build_report([runs], out, fmt="md", num_resamples=200)
-    assert report.num_runs == 6 and report.markdown == out / "report.md"
+    assert report.num_runs == 8 and report.markdown == out / "report.md"
     for name in (
         "report.md",
         "report.html",
         "scores.csv",
+        "aggregate.csv",
         "tables.md",
         "curves/overview.png",
+        "curves/aggregate.png",
         f"curves/{T2}.png",
     ):
         assert (out / name).is_file(), name
@@ -33,15 +39,23 @@ def test_report_files_and_contents(runs, tmp_path):  # noqa: F811
         "Per-task scores: last3",
         "Per-task scores: final",
         "Family averages: last3",
+        "Aggregate across tasks (IQM): last3",
+        "Aggregate across tasks (IQM): final",
         "Learning curves",
+        "IQM across tasks (figure)",
     ):
         assert f"## {heading}" in markdown
     assert "![learning curves](curves/overview.png)" in markdown
+    assert "![iqm across tasks (figure)](curves/aggregate.png)" in markdown
+    assert f"- [{T1}](curves/{T1}.png)" in markdown
     assert "Displacement statistics (Fisher vs isotropic)" in markdown and "fisher_condition" in markdown
     assert "best evaluation is not reported" in markdown and "scores: best" not in markdown
     html = report.html.read_text()
     assert "<b>50.0 ± 10.0 (n=3)</b>" in html and "<img src='curves/overview.png'>" in html
     assert report.text == (out / "tables.md").read_text()
+    assert "| cube-single-play (2 tasks) | " in report.text and "stratified bootstrap" in report.text
+    assert report.aggregate_csv.read_text().startswith("protocol,scope,metric,label,n_tasks,n_runs,iqm")
+    assert not list(out.rglob(".*.tmp"))  # atomic writes leave no temporary behind
 
     with_best = build_report([runs], tmp_path / "best", fmt="latex", best=True, write_html=False, plots=False)
     assert "## Per-task scores: best" in with_best.markdown.read_text()
@@ -67,30 +81,6 @@ def test_report_command(runs, tmp_path):  # noqa: F811
     assert nothing.exit_code == 2 and "no finished run" in nothing.output
 
 
-def test_bootstrap_band_of_the_mean():
-    rng = np.random.default_rng(1)
-    values = rng.normal(0.5, 0.1, size=(200, 3))
-    mean, low, high = bootstrap_ci(values, num_resamples=2000, seed=0)
-    assert mean == pytest.approx(values.mean(0))
-    assert np.all(low < mean) and np.all(mean < high)
-    # For many seeds the percentile band approaches mean +- 1.96 sigma / sqrt(n).
-    half_width = 1.96 * values.std(0, ddof=1) / np.sqrt(200)
-    assert (high - low) / 2 == pytest.approx(half_width, rel=0.15)
-    again = bootstrap_ci(values, num_resamples=2000, seed=0)
-    assert all(np.array_equal(a, b) for a, b in zip((mean, low, high), again, strict=True))  # seeded
-
-
-def test_bootstrap_band_degenerate_cases():
-    one_seed = np.array([[0.1, 0.4, 0.9]])
-    mean, low, high = bootstrap_ci(one_seed)
-    assert np.array_equal(low, mean) and np.array_equal(high, mean)
-    same = np.full((4, 2), 0.3)
-    _, low, high = bootstrap_ci(same)
-    assert np.allclose(low, 0.3) and np.allclose(high, 0.3)
-    with pytest.raises(ValueError, match="seeds, points"):
-        bootstrap_ci(np.zeros(3))
-
-
 def test_curve_bands_are_drawn_from_the_seeds(runs, tmp_path):  # noqa: F811
     groups, _ = group_scores(collect_runs([runs]).runs)
     iso = next(g for g in groups if g.label == "iso" and g.task == T1)
@@ -103,14 +93,69 @@ def test_curve_bands_are_drawn_from_the_seeds(runs, tmp_path):  # noqa: F811
         [0.0, 0.0, 40.0, 40.0, 40.0]
     )
 
-    import matplotlib.image
-
     report = build_report([runs], tmp_path / "r", num_resamples=200)
     image = matplotlib.image.imread(report.out_dir / "curves" / f"{T1}.png")
-    assert image.shape[:2] == (396, 605)  # 5.5 x 3.6 inches at 110 dpi
+    assert image.shape[:2] == (418, 770)  # 7.0 x 3.8 inches at 110 dpi
     # The bands are drawn: pixels of each label's colour at 20% opacity over white.
     tab10 = [np.array(matplotlib.colors.to_rgb(c)) for c in ("#1f77b4", "#ff7f0e")]
     pixels = image[..., :3].reshape(-1, 3)
     for color in tab10:
         band = 0.2 * color + 0.8
         assert np.sum(np.all(np.abs(pixels - band) < 0.02, axis=1)) > 200
+
+
+def _drawn(fig: Figure) -> Figure:
+    FigureCanvasAgg(fig).draw()  # lay out (constrained layout) and make the tick labels
+    return fig
+
+
+def _check_readable(fig: Figure, ylabel: str | None) -> None:
+    """Every text of at least 9 pt, every data panel labelled on both axes (units included), the legend
+    outside every panel."""
+    texts = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    assert texts and min(t.get_fontsize() for t in texts) >= 9, sorted({t.get_fontsize() for t in texts})
+    panels = [ax for ax in fig.axes if ax.axison]
+    assert panels
+    for ax in panels:
+        assert ax.get_xlabel(), ax.get_title()
+        if ylabel is not None:
+            assert ax.get_ylabel() == ylabel
+    renderer = fig.canvas.get_renderer()
+    for legend in fig.legends + [ax.get_legend() for ax in panels if ax.get_legend()]:
+        box = legend.get_window_extent(renderer)
+        for ax in panels:
+            assert not box.overlaps(ax.get_window_extent(renderer)), "the legend covers a panel"
+
+
+def test_figures_are_readable_at_a_glance(runs):  # noqa: F811
+    # labels in the order the runs are found (folders sorted): bc, fd, iso
+    groups, _ = group_scores(collect_runs([runs]).runs)
+    cube = [g for g in groups if g.family == "cube-single-play"]
+    overview = _drawn(overview_figure(cube, num_resamples=100))
+    _check_readable(overview, "success rate (%)")
+    assert [ax.get_title() for ax in overview.axes if ax.axison] == [T1, T2]
+    assert all(ax.get_xlabel() == "gradient steps" for ax in overview.axes if ax.axison)
+    _check_readable(_drawn(task_figure([g for g in groups if g.task == UMAZE], num_resamples=100)), None)
+    task = _drawn(task_figure([g for g in groups if g.task == T1], num_resamples=100))
+    _check_readable(task, "success rate (%)")
+    assert [t.get_text() for t in task.legends[0].get_texts()] == ["bc (n=2)", "fd (n=3)", "iso (n=2)"]
+    aggregate = _drawn(aggregate_figure(iqm_results(groups, "last3", num_resamples=100), "last3"))
+    _check_readable(aggregate, None)
+    assert [ax.get_xlabel() for ax in aggregate.axes] == [
+        "IQM of success rate (%)",
+        "IQM of D4RL normalised return (x100)",
+    ]
+    assert [t.get_text() for t in aggregate.axes[0].get_yticklabels()] == ["bc", "fd", "iso"]
+
+
+def test_report_output_errors_are_one_line(runs, tmp_path):  # noqa: F811
+    app = typer.Typer()
+    app.command("report")(report_command)
+    app.command("other")(lambda: None)
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    result = CliRunner().invoke(app, ["report", str(runs), "--out", str(not_a_folder), "--no-plots"])
+    assert result.exit_code == 2 and "is a file; give a folder" in result.output
+    missing = CliRunner().invoke(app, ["report", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+    assert "Traceback" not in result.output + missing.output

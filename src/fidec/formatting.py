@@ -34,12 +34,32 @@ def format_fixed(value: float | None, decimals: int = 1) -> str:
     return f"{value:.{decimals}f}"
 
 
-def format_mean_std(mean: float | None, std: float | None, decimals: int | None = None, sep: str = "±") -> str:
+def format_mean_std(
+    mean: float | None, std: float | None, decimals: int | None = None, sep: str = "±"
+) -> str:
     """'mean ± std' with ``decimals`` fixed decimals, or 3 significant digits when ``decimals`` is None."""
     if mean is None:
         return "-"
-    text = (lambda v: format_number(float(v))) if decimals is None else (lambda v: format_fixed(v, decimals))
-    return f"{text(mean)} {sep} {text(0.0 if std is None else std)}"
+    return f"{_decimal(mean, decimals)} {sep} {_decimal(0.0 if std is None else std, decimals)}"
+
+
+def format_interval(
+    value: float | None, low: float | None, high: float | None, decimals: int | None = None
+) -> str:
+    """'value [low, high]' (a point estimate and its confidence interval), numbers as in
+    :func:`format_mean_std`; '-' when ``value`` is None."""
+    if value is None:
+        return "-"
+    return f"{_decimal(value, decimals)} [{_decimal(low, decimals)}, {_decimal(high, decimals)}]"
+
+
+def _decimal(value: float | None, decimals: int | None) -> str:
+    """``decimals`` fixed decimals, or :func:`format_number`'s 3 significant digits when None."""
+    return (
+        format_number(None if value is None else float(value))
+        if decimals is None
+        else format_fixed(value, decimals)
+    )
 
 
 def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], align: str | None = None) -> str:

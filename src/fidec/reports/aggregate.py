@@ -5,14 +5,15 @@ Per (variant label, task), with s ranging over seeds and e over a seed's evaluat
     final_s = score at the last evaluation          last3_s = mean of the scores at the last three evaluations
     mean = (1/n) sum_s x_s                          std = sample standard deviation (ddof = 1; 0 for one seed)
 
-(the same definitions as each run's ``summary.json``).  A family average is taken per seed over the
-family's tasks, then mean and std over seeds, so its std measures seed-to-seed spread of the average.
-The best evaluation (max over e) is computed only when asked, and always labelled as such.
+(the same definitions as each run's summary, :mod:`fidec.training.summary`).  A family average is taken per
+seed over the family's tasks, then mean and std over seeds, so its std measures seed-to-seed spread of the
+average.  Across tasks, :func:`iqm_interval` gives the interquartile mean of every (task, seed) score with a
+stratified bootstrap interval (Agarwal et al. 2021).  The best evaluation (max over e) is computed only when
+asked, and always labelled as such.  Runs are read through :class:`~fidec.training.rundir.RunDir` only.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -23,7 +24,10 @@ from typing import Any
 
 import numpy as np
 
+from fidec.errors import UserError
 from fidec.presets import task_family
+from fidec.stats import MeanStd, iqm, mean_std, stratified_bootstrap_ci
+from fidec.training.rundir import RunDir
 from fidec.training.summary import seed_scores
 
 PROTOCOLS = ("last3", "final", "best")
@@ -41,8 +45,11 @@ DISPLACEMENT_METRICS = (
     "alpha",
     "fisher_condition",
 )
-SUMMARY_FILE = "summary.json"
-MANIFEST_FILE = "manifest.json"
+MANIFEST_FILE = "manifest.json"  # a sweep's trial manifest (owned by fidec.sweeps.manifest)
+
+
+class ReportInputError(UserError, ValueError):
+    """The folders given to ``fidec report`` hold nothing it can read (the message says what was found)."""
 
 
 @dataclass(frozen=True)
@@ -73,16 +80,6 @@ class Collection:
 
 
 @dataclass(frozen=True)
-class Stat:
-    """Mean and sample std of ``values`` (one per seed)."""
-
-    mean: float
-    std: float
-    n: int
-    values: tuple[float, ...] = ()
-
-
-@dataclass(frozen=True)
 class GroupScores:
     """Every seed of one (label, task): per-seed protocol scores and evaluation curves."""
 
@@ -94,56 +91,19 @@ class GroupScores:
     curves: Mapping[int, tuple[np.ndarray, np.ndarray]]
     last3_steps: tuple[int, ...] = ()
 
-    def stat(self, protocol: str) -> Stat:
-        seeds = sorted(self.per_seed)
-        return mean_std([self.per_seed[s][protocol] for s in seeds])
+    def stat(self, protocol: str) -> MeanStd:
+        return mean_std([self.per_seed[s][protocol] for s in self.seeds])
+
+    def scores(self, protocol: str) -> np.ndarray:
+        """One score per seed (seed order) under ``protocol``."""
+        return np.array([self.per_seed[s][protocol] for s in self.seeds], dtype=np.float64)
 
     @property
     def seeds(self) -> tuple[int, ...]:
         return tuple(sorted(self.per_seed))
 
 
-def mean_std(values: Sequence[float]) -> Stat:
-    """Mean and sample standard deviation (ddof = 1; 0 for a single value)."""
-    values = [float(v) for v in values]
-    if not values:
-        return Stat(math.nan, math.nan, 0, ())
-    std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-    return Stat(float(np.mean(values)), std, len(values), tuple(values))
-
-
 # -- reading run directories ----------------------------------------------------------------------------
-
-
-def read_rows(metrics_dir: Path, name: str) -> list[dict[str, Any]]:
-    """Rows of ``<name>.jsonl`` (the record; a torn last line is skipped), else of ``<name>.csv``."""
-    jsonl, csv_path = metrics_dir / f"{name}.jsonl", metrics_dir / f"{name}.csv"
-    rows: list[dict[str, Any]] = []
-    if jsonl.exists():
-        for line in jsonl.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    elif csv_path.exists():
-        with open(csv_path, newline="") as f:
-            rows = [
-                {k: _number(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)
-            ]
-    return [{k: _number(v) for k, v in row.items()} for row in rows if "step" in row and "seed" in row]
-
-
-def _number(value: Any) -> Any:
-    """'12' -> 12, '0.5' / 'nan' -> float; other strings unchanged."""
-    if isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            return value
-        return (
-            int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
-        )
-    return value
 
 
 def last_train_values(rows: Iterable[Mapping[str, Any]], keys: Sequence[str]) -> dict[int, dict[str, float]]:
@@ -152,7 +112,7 @@ def last_train_values(rows: Iterable[Mapping[str, Any]], keys: Sequence[str]) ->
     for row in rows:
         for key in keys:
             value = row.get(key)
-            if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            if _is_number(value):
                 seen = last.setdefault(int(row["seed"]), {}).get(key)
                 if seen is None or row["step"] >= seen[0]:
                     last[int(row["seed"])][key] = (int(row["step"]), float(value))
@@ -160,11 +120,11 @@ def last_train_values(rows: Iterable[Mapping[str, Any]], keys: Sequence[str]) ->
 
 
 def read_run(run_dir: Path, label: str | None = None) -> RunData:
-    """A finished run directory (``summary.json`` and ``metrics/eval.jsonl`` or ``eval.csv``)."""
-    summary = json.loads((run_dir / SUMMARY_FILE).read_text())
-    metrics = run_dir / "metrics"
-    eval_rows = read_rows(metrics, "eval")
-    train_rows = read_rows(metrics, "train")
+    """A finished run directory: its summary (who and which metric) and its eval and train metrics."""
+    run = RunDir(run_dir)
+    summary = run.read_summary()
+    if summary is None:
+        raise ReportInputError(f"{run_dir} has not finished (no summary yet); let `fidec train` complete it")
     seeds = tuple(int(s) for s in summary["seeds"])
     return RunData(
         run_dir=run_dir,
@@ -173,9 +133,11 @@ def read_run(run_dir: Path, label: str | None = None) -> RunData:
         task=summary["env"],
         metric=summary["metric"],
         seeds=seeds,
-        eval_rows=tuple(eval_rows),
+        eval_rows=tuple(run.read_rows("eval")),
         train_last={
-            s: v for s, v in last_train_values(train_rows, DISPLACEMENT_METRICS).items() if s in seeds
+            s: v
+            for s, v in last_train_values(run.read_rows("train"), DISPLACEMENT_METRICS).items()
+            if s in seeds
         },
     )
 
@@ -183,76 +145,96 @@ def read_run(run_dir: Path, label: str | None = None) -> RunData:
 def collect_runs(paths: Sequence[str | Path]) -> Collection:
     """Finished runs under ``paths``: sweep directories (with ``manifest.json``), run directories, or folders
     holding either (searched recursively).  Labels come from the sweep manifest (agent variants and grid
-    points), else from the run's agent name.  Unfinished or failed trials are listed in ``notes``.
+    points), else from the run's agent name.  Unfinished, failed or unreadable trials are listed in ``notes``.
     """
     runs: list[RunData] = []
     notes: list[str] = []
     seen: set[Path] = set()
     sources: list[Path] = []
+
+    def add(run_dir: Path, label: str | None = None) -> bool:
+        try:
+            run = read_run(run_dir, label)
+        except (UserError, KeyError, TypeError, ValueError) as exc:  # a damaged summary: say so, keep going
+            notes.append(f"{run_dir}: unreadable run summary ({exc}); rerun or resume it")
+            return False
+        runs.append(run)
+        return True
+
     for given in paths:
         root = Path(given)
         if not root.exists():
-            raise FileNotFoundError(
-                f"{str(root)!r} does not exist: give sweep directories or run directories"
-            )
-        sweep_dirs = [d for d in _dirs_with(root, MANIFEST_FILE) if _is_sweep_manifest(d / MANIFEST_FILE)]
+            raise ReportInputError(f"{str(root)!r} does not exist: give sweep directories or run directories")
+        sweep_dirs = _sweep_dirs(root)
         for sweep_dir in sweep_dirs:
             sources.append(sweep_dir)
-            found, missing = _sweep_runs(sweep_dir)
-            for run in found:
-                if run.run_dir.resolve() not in seen:
-                    seen.add(run.run_dir.resolve())
-                    runs.append(run)
+            found, missing = _sweep_trials(sweep_dir)
+            for run_dir, label in found:
+                if run_dir.resolve() not in seen:
+                    seen.add(run_dir.resolve())
+                    add(run_dir, label)
             notes.extend(missing)
-        run_dirs = _dirs_with(root, SUMMARY_FILE)
+        run_dirs = _finished_runs(root)
         for run_dir in run_dirs:
             if run_dir.resolve() in seen:
                 continue
             seen.add(run_dir.resolve())
-            sources.append(run_dir)
-            runs.append(read_run(run_dir))
+            if add(run_dir):
+                sources.append(run_dir)
         if not sweep_dirs and not run_dirs:
-            notes.append(f"{root}: no finished run (no {SUMMARY_FILE}) and no sweep ({MANIFEST_FILE}) found")
+            notes.append(f"{root}: no finished run and no sweep ({MANIFEST_FILE}) found")
     return Collection(tuple(runs), tuple(notes), tuple(dict.fromkeys(sources)))
 
 
-def _dirs_with(root: Path, name: str) -> list[Path]:
-    """``root`` when it holds ``name``, else every folder below it that does (not looking inside
+def _walk(root: Path, matches: Any) -> list[Path]:
+    """``root`` when ``matches(root)``, else every folder below it that matches (not looking inside a run's
     checkpoints, whose files have other meanings, nor below a folder that matched)."""
-    if (root / name).is_file():
+    if matches(root):
         return [root]
     found = []
-    for folder, subfolders, files in os.walk(root):
-        subfolders[:] = sorted(d for d in subfolders if d != "checkpoints")
-        if name in files and Path(folder) != root:
-            found.append(Path(folder))
+    for folder, subfolders, _ in os.walk(root):
+        here = Path(folder)
+        if here != root and matches(here):
+            found.append(here)
             subfolders[:] = []
+            continue
+        checkpoints = RunDir(here).checkpoints_dir.name
+        subfolders[:] = sorted(d for d in subfolders if d != checkpoints)
     return found
+
+
+def _finished_runs(root: Path) -> list[Path]:
+    return _walk(root, lambda folder: RunDir(folder).finished)
+
+
+def _sweep_dirs(root: Path) -> list[Path]:
+    return _walk(root, lambda folder: _is_sweep_manifest(folder / MANIFEST_FILE))
 
 
 def _is_sweep_manifest(path: Path) -> bool:
     """True for a sweep's ``manifest.json`` (a table with ``trials``), not another file of that name."""
     try:
         data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return False
     return isinstance(data, dict) and isinstance(data.get("trials"), dict)
 
 
-def _sweep_runs(sweep_dir: Path) -> tuple[list[RunData], list[str]]:
+def _sweep_trials(sweep_dir: Path) -> tuple[list[tuple[Path, str]], list[str]]:
+    """(run directory, label) of each finished trial of a sweep, and a note for each other trial."""
     manifest = json.loads((sweep_dir / MANIFEST_FILE).read_text())
-    runs, notes = [], []
+    found, notes = [], []
     for trial_id, record in manifest["trials"].items():
         run_dir = sweep_dir / record["run_dir"]
-        if (run_dir / SUMMARY_FILE).exists():
-            runs.append(read_run(run_dir, label=record["label"]))
+        if RunDir(run_dir).finished:
+            found.append((run_dir, record["label"]))
         else:
             error = (record.get("error") or "").strip().splitlines()
             why = f": {error[0]}" if error else ""
             notes.append(
                 f"{trial_id} ({sweep_dir.name}): not finished, state {record.get('state', '?')}{why}"
             )
-    return runs, notes
+    return found, notes
 
 
 # -- aggregation ---------------------------------------------------------------------------------------
@@ -269,9 +251,9 @@ def group_scores(
             (run.label, run.task), {"metric": run.metric, "per_seed": {}, "curves": {}, "last3_steps": ()}
         )
         if group["metric"] != run.metric:
-            raise ValueError(
+            raise ReportInputError(
                 f"{run.run_dir}: metric {run.metric!r} differs from {group['metric']!r} of other runs of "
-                f"{run.label} on {run.task}"
+                f"{run.label} on {run.task}; report runs scored with different metrics separately"
             )
         for seed in run.seeds:
             if seed in group["per_seed"]:
@@ -306,7 +288,7 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def family_average(groups: Sequence[GroupScores], protocol: str) -> Stat | None:
+def family_average(groups: Sequence[GroupScores], protocol: str) -> MeanStd | None:
     """Per-seed mean over the tasks of ``groups`` (one label, one family), then mean and std over seeds.
 
     Uses the seeds every task has; None when they share no seed.
@@ -318,7 +300,90 @@ def family_average(groups: Sequence[GroupScores], protocol: str) -> Stat | None:
     return mean_std(per_seed)
 
 
-def displacement_stats(runs: Sequence[RunData]) -> dict[str, dict[str, Stat]]:
+@dataclass(frozen=True)
+class AggregateInterval:
+    """The interquartile mean of one label's runs over a set of tasks, with its bootstrap interval."""
+
+    value: float
+    low: float
+    high: float
+    num_tasks: int
+    num_runs: int
+
+
+def iqm_interval(
+    groups: Sequence[GroupScores],
+    protocol: str,
+    num_resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> AggregateInterval:
+    """IQM of every (task, seed) score of ``groups`` (one label, one group per task) and its stratified
+    bootstrap interval: seeds resampled with replacement within each task (Agarwal et al. 2021; rliable's
+    ``get_interval_estimates`` with ``aggregate_iqm`` and the percentile method)."""
+    strata = [g.scores(protocol) for g in groups]
+    value, low, high = stratified_bootstrap_ci(strata, iqm, num_resamples, confidence, seed)
+    return AggregateInterval(float(value), float(low), float(high), len(strata), sum(len(s) for s in strata))
+
+
+@dataclass(frozen=True)
+class AggregateScope:
+    """A set of tasks aggregated together: one family, or every task scored with one metric."""
+
+    name: str
+    metric: str
+    tasks: tuple[str, ...]
+
+
+def aggregate_scopes(groups: Sequence[GroupScores]) -> list[AggregateScope]:
+    """Each family, then "all tasks" of each metric whose tasks span more than one family."""
+    ordered = lambda values: list(dict.fromkeys(values))
+    tasks_of = lambda keep: tuple(ordered(g.task for g in groups if keep(g)))
+    scopes = []
+    for family in ordered(g.family for g in groups):
+        tasks = tasks_of(lambda g, f=family: g.family == f)
+        metric = next(g.metric for g in groups if g.family == family)
+        scopes.append(AggregateScope(f"{family} ({_tasks_text(len(tasks))})", metric, tasks))
+    metrics = ordered(g.metric for g in groups)
+    for metric in metrics:
+        if len({g.family for g in groups if g.metric == metric}) > 1:
+            tasks = tasks_of(lambda g, m=metric: g.metric == m)
+            suffix = f", {metric}" if len(metrics) > 1 else ""
+            scopes.append(AggregateScope(f"all ({_tasks_text(len(tasks))}{suffix})", metric, tasks))
+    return scopes
+
+
+def _tasks_text(count: int) -> str:
+    return f"{count} task{'s' if count != 1 else ''}"
+
+
+def iqm_results(
+    groups: Sequence[GroupScores],
+    protocol: str,
+    labels: Sequence[str] | None = None,
+    num_resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> list[tuple[AggregateScope, dict[str, AggregateInterval | None]]]:
+    """Per scope (:func:`aggregate_scopes`) and label, :func:`iqm_interval` over the scope's tasks; None for a
+    label that lacks one of them (its aggregate would not be comparable)."""
+    labels = list(labels or dict.fromkeys(g.label for g in groups))
+    by_key = {(g.label, g.task): g for g in groups}
+    results = []
+    for scope in aggregate_scopes(groups):
+        row: dict[str, AggregateInterval | None] = {}
+        for label in labels:
+            members = [by_key.get((label, task)) for task in scope.tasks]
+            row[label] = (
+                iqm_interval([m for m in members if m], protocol, num_resamples, confidence, seed)
+                if all(members)
+                else None
+            )
+        results.append((scope, row))
+    return results
+
+
+def displacement_stats(runs: Sequence[RunData]) -> dict[str, dict[str, MeanStd]]:
     """{label: {metric: mean and std over every (task, seed) of its last logged value}}."""
     values: dict[str, dict[str, list[float]]] = {}
     for run in runs:

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import typer
 
+from fidec.errors import user_errors
+from fidec.reports.render import build_report
+
 
 class TableFormat(StrEnum):
     md = "md"
@@ -30,29 +33,33 @@ def report_command(
         False, "--best", help="Also report the best evaluation (optimistic; labelled as such)."
     ),
     html: bool = typer.Option(True, "--html/--no-html", help="Also write report.html."),
-    plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw the learning curves."),
+    plots: bool = typer.Option(
+        True, "--plots/--no-plots", help="Draw the learning curves and the aggregate."
+    ),
     resamples: int = typer.Option(
-        2000, "--bootstrap", min=100, help="Bootstrap resamples of the curves' 95% bands."
+        2000,
+        "--bootstrap",
+        min=100,
+        help="Bootstrap resamples of the curves' 95% bands and of the IQM's stratified 95% intervals.",
     ),
 ) -> None:
-    """Tables (per task and family, mean +- std over seeds), learning curves and report.md from runs.
+    """Tables (per task and family, mean +- std over seeds; across tasks, the IQM with stratified bootstrap
+    intervals), learning curves and report.md from runs.
 
     Protocols: last3 (mean of the last three evaluations, the paper's) and final; the best evaluation
-    only with --best.  Curves: mean over seeds with a 95% bootstrap band.
+    only with --best.  Curves: mean over seeds with a 95% bootstrap band.  Bold: the highest value of a
+    row and every label whose interval overlaps it.
     """
-    from fidec.reports.render import build_report
-
     if out is None:
         out = paths[0] / "report" if len(paths) == 1 else Path("report")
-    try:
+    with user_errors():
         report = build_report(
             paths, out, fmt=fmt.value, best=best, write_html=html, plots=plots, num_resamples=resamples
         )
-    except (FileNotFoundError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
     typer.echo(report.text)
     typer.echo(f"report: {report.markdown}" + (f" and {report.html}" if report.html else ""), err=True)
+    if fmt is TableFormat.csv:
+        typer.echo(f"aggregate (IQM) numbers: {report.aggregate_csv}", err=True)
     for note in report.notes:
         typer.echo(f"not included: {note}", err=True)
 

@@ -4,8 +4,12 @@ report.html.
     <out>/report.md            what a person opens first: protocol, tables, curves, displacement statistics
     <out>/report.html          the same, self-contained apart from the PNGs beside it
     <out>/scores.csv           raw numbers: every (protocol, label, task) with each seed's value
+    <out>/aggregate.csv        raw numbers of the IQM tables: every (protocol, set of tasks, label)
     <out>/tables.md|tex        the score tables in the format asked for
     <out>/curves/overview.png  every task; curves/<task>.png one per task
+    <out>/curves/aggregate.png the IQM of each label across tasks with its interval (last3 protocol)
+
+Every file is written atomically; the output folder is checked before the bootstrap and the figures.
 """
 
 from __future__ import annotations
@@ -16,19 +20,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from fidec.files import output_dir, write_text_atomic
 from fidec.reports.aggregate import (
     DISPLACEMENT_METRICS,
     Collection,
     GroupScores,
+    ReportInputError,
     collect_runs,
     displacement_stats,
     group_scores,
+    iqm_results,
 )
-from fidec.reports.curves import plot_overview, plot_task
+from fidec.reports.curves import plot_aggregate, plot_overview, plot_task
 from fidec.reports.tables import (
     FORMATS,
     Table,
+    aggregate_csv,
     family_table,
+    iqm_table,
     render,
     scores_csv,
     stats_table,
@@ -49,6 +58,7 @@ class Report:
     html: Path | None
     tables_file: Path
     csv: Path
+    aggregate_csv: Path
     figures: tuple[Path, ...]
     notes: tuple[str, ...]
     text: str
@@ -84,38 +94,39 @@ def build_report(
     plots: bool = True,
     num_resamples: int = 2000,
     seed: int = 0,
+    confidence: float = 0.95,
 ) -> Report:
     """Read the runs under ``paths`` and write the report into ``out_dir`` (see the module docstring)."""
     if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+        raise ReportInputError(f"unknown --format {fmt!r}; use one of {', '.join(FORMATS)}")
     collection = collect_runs(paths)
     protocols = ["last3", "final"] + (["best"] if best else [])
     groups, group_notes = group_scores(collection.runs, protocols)
     if not groups:
         found = "; ".join(collection.notes) or "nothing"
-        raise ValueError(f"no finished run with evaluations under {[str(p) for p in paths]} (found: {found})")
+        raise ReportInputError(
+            f"no finished run with evaluations under {', '.join(str(p) for p in paths)} (found: {found}); "
+            "give sweep or run directories that `fidec sweep` or `fidec train` completed"
+        )
     notes = tuple(collection.notes) + tuple(group_notes)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    tables = score_tables(groups, best)
+    out = output_dir(out_dir)  # checked (and created) before the bootstrap and the figures
+    iqm = {p: iqm_results(groups, p, None, num_resamples, confidence, seed) for p in protocols}
+    iqm_tables = {p: iqm_table(iqm[p], p, num_resamples, confidence) for p in protocols}
+    tables = score_tables(groups, best) + list(iqm_tables.values())
     extra = displacement_table(collection)
 
-    csv_path = out / "scores.csv"
-    csv_path.write_text(scores_csv(groups, protocols))
-    text = (
-        csv_path.read_text()
-        if fmt == "csv"
-        else "\n".join(render(t, fmt) for t in tables + ([extra] if extra else []))
-    )
-    tables_file = out / f"tables.{TABLE_SUFFIX[fmt]}"
-    if fmt != "csv":
-        tables_file.write_text(text)
+    csv_path = write_text_atomic(out / "scores.csv", scores_csv(groups, protocols))
+    aggregate_path = write_text_atomic(out / "aggregate.csv", aggregate_csv(iqm, iqm_tables, confidence))
+    if fmt == "csv":
+        text, tables_file = csv_path.read_text(), csv_path
     else:
-        tables_file = csv_path
+        text = "\n".join(render(t, fmt) for t in tables + ([extra] if extra else []))
+        tables_file = write_text_atomic(out / f"tables.{TABLE_SUFFIX[fmt]}", text)
 
     figures: list[Path] = []
     if plots:
         figures.append(plot_overview(groups, out / "curves" / "overview.png", num_resamples, seed))
+        figures.append(plot_aggregate(iqm["last3"], "last3", out / "curves" / "aggregate.png", confidence))
         for task in dict.fromkeys(g.task for g in groups):
             figures.append(
                 plot_task(
@@ -124,14 +135,19 @@ def build_report(
             )
 
     context = _Context(collection, groups, tables, extra, figures, notes, out, best)
-    markdown = out / "report.md"
-    markdown.write_text(_markdown(context))
-    html_path = None
-    if write_html:
-        html_path = out / "report.html"
-        html_path.write_text(_html(context))
+    markdown = write_text_atomic(out / "report.md", _markdown(context))
+    html_path = write_text_atomic(out / "report.html", _html(context)) if write_html else None
     return Report(
-        out, markdown, html_path, tables_file, csv_path, tuple(figures), notes, text, len(collection.runs)
+        out,
+        markdown,
+        html_path,
+        tables_file,
+        csv_path,
+        aggregate_path,
+        tuple(figures),
+        notes,
+        text,
+        len(collection.runs),
     )
 
 
@@ -156,14 +172,25 @@ def _overview_lines(c: _Context) -> list[str]:
         f"{len(tasks)} task(s), seeds {seeds}.",
         "Sources: " + _listed([f"`{s}`" for s in c.collection.sources]) + ".",
         "Protocol: *last3* = mean of the last three evaluations of a seed (the paper's protocol: 800k, 900k and "
-        "1M steps of a 1M-step OGBench run); *final* = the last evaluation. Each cell is the mean ± sample std "
-        "(ddof=1) over seeds. "
+        "1M steps of a 1M-step OGBench run); *final* = the last evaluation. Per task and family each cell is the "
+        "mean ± sample std (ddof=1) over seeds; across tasks, the interquartile mean (IQM) of every (task, seed) "
+        "score with its stratified bootstrap confidence interval (Agarwal et al. 2021). In each row the highest "
+        "value and every label whose interval overlaps it are bold (none when all overlap). "
         + (
             "*best* (max over evaluations) is optimistic and shown because it was asked for."
             if c.best
             else "The best evaluation is not reported (`--best` adds it, labelled)."
         ),
     ]
+
+
+def _figure_sections(c: _Context) -> list[tuple[str, Path, list[Path]]]:
+    """(heading, image shown, figures linked): the learning curves (overview, then one link per task) and
+    the aggregate across tasks."""
+    if not c.figures:
+        return []
+    overview, aggregate, *per_task = c.figures
+    return [("Learning curves", overview, per_task), ("IQM across tasks (figure)", aggregate, [])]
 
 
 def _listed(items: Sequence[str], limit: int = 5) -> str:
@@ -180,9 +207,9 @@ def _markdown(c: _Context) -> str:
     lines += [line + "\n" for line in _overview_lines(c)]
     for table in c.tables:
         lines += [f"## {table.title}", "", to_markdown(table, title=False)]
-    if c.figures:
-        lines += ["## Learning curves", "", f"![learning curves]({_relative(c.figures[0], c.out)})", ""]
-        lines += [f"- [{p.stem}]({_relative(p, c.out)})" for p in c.figures[1:]] + [""]
+    for heading, image, links in _figure_sections(c):
+        lines += [f"## {heading}", "", f"![{heading.lower()}]({_relative(image, c.out)})", ""]
+        lines += [f"- [{p.stem}]({_relative(p, c.out)})" for p in links] + ([""] if links else [])
     if c.extra is not None:
         lines += [f"## {c.extra.title}", "", to_markdown(c.extra, title=False)]
     else:
@@ -210,16 +237,17 @@ def _html(c: _Context) -> str:
     parts += [f"<p>{html.escape(line).replace('*', '')}</p>" for line in _overview_lines(c)]
     for table in c.tables:
         parts += [f"<h2>{html.escape(table.title)}</h2>", to_html(table)]
-    if c.figures:
-        parts += ["<h2>Learning curves</h2>", f"<img src='{html.escape(_relative(c.figures[0], c.out))}'>"]
-        parts += (
-            ["<ul>"]
-            + [
-                f"<li><a href='{html.escape(_relative(p, c.out))}'>{html.escape(p.stem)}</a></li>"
-                for p in c.figures[1:]
-            ]
-            + ["</ul>"]
-        )
+    for heading, image, links in _figure_sections(c):
+        parts += [f"<h2>{html.escape(heading)}</h2>", f"<img src='{html.escape(_relative(image, c.out))}'>"]
+        if links:
+            parts += (
+                ["<ul>"]
+                + [
+                    f"<li><a href='{html.escape(_relative(p, c.out))}'>{html.escape(p.stem)}</a></li>"
+                    for p in links
+                ]
+                + ["</ul>"]
+            )
     if c.extra is not None:
         parts += [f"<h2>{html.escape(c.extra.title)}</h2>", to_html(c.extra)]
     if c.notes:
