@@ -169,7 +169,6 @@ def test_resume_continues_the_same_wandb_run_of_each_seed(tmp_path, monkeypatch)
             pass
 
     fake = types.ModuleType("wandb")
-    fake.util = types.SimpleNamespace(generate_id=lambda: f"id{len(calls)}")
     fake.init = lambda **kwargs: calls.append(FakeRun(**kwargs)) or calls[-1]
     monkeypatch.setitem(sys.modules, "wandb", fake)
     run_dir = tmp_path / "run"

@@ -9,6 +9,8 @@ kept in the run directory's ``wandb.json`` so that ``fidec train --resume`` cont
 
 from __future__ import annotations
 
+import json
+import secrets
 import sys
 import threading
 import time
@@ -100,13 +102,11 @@ def _open_wandb_runs(run: RunDir, config_dict: dict, seeds: Sequence[int], proje
         ) from exc
     ids: dict[str, str] = {}
     if run.wandb_path.is_file():
-        import json
-
         ids = json.loads(run.wandb_path.read_text())
     runs = {}
     name = run.root.name
     for seed in seeds:
-        run_id = ids.get(str(seed)) or wandb_lib.util.generate_id()
+        run_id = ids.get(str(seed)) or secrets.token_hex(8)  # wandb ids: lowercase letters and digits
         ids[str(seed)] = run_id
         runs[seed] = wandb_lib.init(
             project=project,
