@@ -93,7 +93,7 @@ TASK_PRESETS: dict[str, Preset] = {row[0]: _ogbench(*row) for row in _OGBENCH_RO
 
 # Pixel tasks (task 1 of each family): the pixel FD target divergences (METHOD.md section 9) and FQL's
 # pixel alphas (its README), IMPALA-style encoder.
-for _family, _target, _fql_alpha in [
+for _family, _target, _pixel_fql_alpha in [
     ("cube-single-play", 0.001, 300.0),
     ("cube-double-play", 0.001, 100.0),
     ("scene-play", 0.001, 100.0),
@@ -105,7 +105,7 @@ for _family, _target, _fql_alpha in [
     TASK_PRESETS[f"visual-{_family}"] = Preset(
         name=f"visual-{_family}",
         overrides={**_base.overrides, "encoder.name": "impala"},
-        per_agent={"fd": _fd, "iso": _fd, "fql": {"alpha": _fql_alpha, "normalize_q_loss": False}},
+        per_agent={"fd": _fd, "iso": _fd, "fql": {"alpha": _pixel_fql_alpha, "normalize_q_loss": False}},
         source=_base.source,
         description=f"OGBench visual {_family} (IMPALA encoder, 3 stacked frames, random shift p = 0.5)",
     )
