@@ -65,16 +65,16 @@ SCALES: dict[str, ScalePreset] = {
     "cpu": ScalePreset(
         name="cpu",
         description=(
-            "the built-in main job on 2 CPU cores (~10 minutes with dataset generation): "
-            "2 x 256 networks, batch 128, 6k steps, 20 evaluation episodes, 100 generated episodes "
+            "the built-in main job on 2 CPU cores (README: measured time and score): 2 x 256 networks, "
+            "batch 128, 20k steps, evaluation every 5k steps over 20 episodes, 100 generated episodes "
             "(100k transitions) for generated OGBench datasets"
         ),
         overrides={
             "dataset_episodes": 100,
-            "steps": 6_000,
-            "log_interval": 500,
-            "eval_interval": 2_000,
-            "save_interval": 1_000,
+            "steps": 20_000,
+            "log_interval": 1_000,
+            "eval_interval": 5_000,
+            "save_interval": 5_000,
             "eval_episodes": 20,
             "replay_capacity": 1_000_000,
             "agent.network.actor_hidden": (256, 256),
