@@ -1,4 +1,5 @@
-"""``fidec sweep`` faults a user can meet: each is one line and exit code 2, before any work, losing nothing."""
+"""``fidec sweep`` faults a user can meet: each is one line and exit code 2, before any work, losing
+nothing."""
 
 from __future__ import annotations
 

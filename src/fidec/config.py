@@ -52,7 +52,7 @@ _NONE = ("none", "null")
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
-    """``" (did you mean 'x'?)"`` naming the choices closest to ``name`` (up to two), or ``""`` if none is close."""
+    """``" (did you mean 'x'?)"`` naming the (up to two) choices closest to ``name``; ``""`` if none is."""
     close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=2)
     return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
 

@@ -1,12 +1,12 @@
 """The sweep folder and its manifest: one JSON file recording every trial's state, written atomically after
 each change.  This module alone knows the folder's layout:
 
-    <out_dir>/manifest.json       {"format": 1, "name": ..., "spec": {...}, "updated": ..., "trials": {id: record}}
+    <out_dir>/manifest.json       {"format": 1, "name", "spec", "updated", "trials": {trial id: record}}
     <out_dir>/.sweep.lock         held by the ``fidec sweep`` writing to the folder
     <out_dir>/runs/<trial id>/    each trial's run directory (:class:`fidec.training.rundir.RunDir`)
     <out_dir>/runs/.<trial id>.lock   held by the process running the trial
     <out_dir>/logs/<trial id>.log the output of every attempt of the trial
-    <out_dir>/set-aside/          what an attempt killed before its first checkpoint left (kept, never deleted)
+    <out_dir>/set-aside/          what attempts killed before their first checkpoint left (never deleted)
 
 A record holds the trial's identity (label, agent, task, seeds, grid point, fingerprint, run_dir relative
 to out_dir), its state (``pending`` -> ``running`` -> ``done`` | ``failed``), the number of attempts over
@@ -152,7 +152,8 @@ class Manifest:
             raise SpecChangedError(
                 f"the spec now defines {len(changed)} trial(s) differently from the runs already in "
                 f"{str(out_dir)!r}: {shown}. Their results would not match the spec: write to a new out_dir "
-                "(--out-dir), or delete those run directories and their manifest entries to rerun them."
+                "(--out-dir), or move those run directories out of it and remove their manifest entries to "
+                "rerun them."
             )
         # Trials of earlier versions of the spec stay in the manifest (and on disk), untouched.
         for trial_id, record in existing.items():
@@ -209,8 +210,8 @@ def read_manifest(out_dir: str | Path) -> Manifest:
     ):
         found = data.get("format") if isinstance(data, dict) else None
         raise ManifestError(
-            f"{str(path)!r} has format {found!r}; this fidec reads format {MANIFEST_FORMAT}: write to another "
-            "--out-dir, or use the fidec that wrote it"
+            f"{str(path)!r} has format {found!r}; this fidec reads format {MANIFEST_FORMAT}: write to "
+            "another --out-dir, or use the fidec that wrote it"
         )
     try:
         trials = {trial_id: TrialRecord.from_json(record) for trial_id, record in data["trials"].items()}

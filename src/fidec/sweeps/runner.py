@@ -186,7 +186,7 @@ def _trial_lock(run_dir: Path, wait_s: float | None = None) -> Iterator[None]:
 @contextmanager
 def _output_to(log: Path) -> Iterator[None]:
     """Send this process's output to ``log``: file descriptors 1 and 2 (so also JAX's and C libraries'
-    output) and Python's ``sys.stdout`` / ``sys.stderr`` (which need not write to them, e.g. when captured)."""
+    output) and Python's ``sys.stdout`` / ``sys.stderr`` (which need not write to them, e.g. captured)."""
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)

@@ -210,8 +210,8 @@ class SweepSpec:
         duplicates = sorted({label for label in labels if labels.count(label) > 1})
         if duplicates:
             raise ConfigError(
-                f"agents {duplicates} appear more than once with the same label; give each variant a distinct "
-                '\'label\', e.g. {name = "fd", label = "fd-velocity", overrides = {...}}'
+                f"agents {duplicates} appear more than once with the same label; give each variant a "
+                'distinct \'label\', e.g. {name = "fd", label = "fd-velocity", overrides = {...}}'
             )
         for i, task in enumerate(self.tasks):
             try:
@@ -220,9 +220,8 @@ class SweepSpec:
                 raise ConfigError(f"tasks[{i}]: {exc}") from None
         for suite in self.suites:
             if suite not in SUITES:
-                raise ConfigError(
-                    f"suites: unknown suite {suite!r}{did_you_mean(suite, SUITES)}; valid suites: {', '.join(SUITES)}"
-                )
+                hint = did_you_mean(suite, SUITES)
+                raise ConfigError(f"suites: unknown suite {suite!r}{hint}; valid suites: {', '.join(SUITES)}")
         if not self.all_tasks:
             raise ConfigError(f"no tasks: give tasks (task names) and/or suites ({', '.join(SUITES)})")
         if not self.seeds or any(s < 0 for s in self.seeds):
@@ -232,9 +231,8 @@ class SweepSpec:
         if len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"seeds must be distinct, got {list(self.seeds)}")
         if self.scale is not None and self.scale not in SCALES:
-            raise ConfigError(
-                f"unknown scale {self.scale!r}{did_you_mean(self.scale, SCALES)}; valid scales: {', '.join(SCALES)}"
-            )
+            hint = did_you_mean(self.scale, SCALES)
+            raise ConfigError(f"unknown scale {self.scale!r}{hint}; valid scales: {', '.join(SCALES)}")
         if self.max_retries < 0:
             raise ConfigError(f"max_retries must be >= 0, got {self.max_retries}")
         tables = {"train": self.train, "overrides": self.overrides, "grid": self.grid}
@@ -337,7 +335,8 @@ def _format_value(value: Any) -> str:
 
 
 def grid_tag(point: Mapping[str, Any]) -> str:
-    """'+alpha=10+t_eps=0.9' for {'agent.alpha': 10, 'agent.fisher.t_eps': 0.9} (last key part when unique)."""
+    """'+alpha=10+t_eps=0.9' for {'agent.alpha': 10, 'agent.fisher.t_eps': 0.9} (the key's last part when
+    unique)."""
     tails = [key.split(".")[-1] for key in point]
     parts = []
     for key, tail in zip(point, tails, strict=True):
