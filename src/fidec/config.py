@@ -378,7 +378,7 @@ def apply_overrides(config: T, overrides: Mapping[str, Any], _prefix: str = "") 
     if not leaves:
         return config
     try:
-        return dataclasses.replace(config, **leaves)
+        return dataclasses.replace(typing.cast(Any, config), **leaves)
     except ValueError as exc:  # raised by a dataclass's own __post_init__ validation
         raise _section_error(_prefix, exc) from None
 
@@ -405,7 +405,7 @@ def from_dict(cls: type[T], data: Any, _prefix: str = "") -> T:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where or cls.__name__}: expected a table of keys, got {data!r}")
     hints = _hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    fields = {f.name: f for f in dataclasses.fields(typing.cast(Any, cls)) if f.init}
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         name = str(key).replace("-", "_")
