@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
+from pathlib import Path
+from typing import Literal
 
 import pytest
 
 from fidec.agents import AgentConfig
-from fidec.config import ConfigError, all_keys, apply_overrides, from_dict, to_dict
+from fidec.config import (
+    ConfigError,
+    DottedKeys,
+    all_keys,
+    apply_overrides,
+    class_keys,
+    did_you_mean,
+    field_descriptions,
+    field_names,
+    from_dict,
+    to_dict,
+)
 from fidec.fisher import FisherConfig
 from fidec.networks import NetworkConfig
+from fidec.training.config import TrainConfig
 
 
 def test_nested_dotted_keys_change_only_their_field():
@@ -177,3 +193,175 @@ def test_from_dict_rejects_unknown_keys():
     data["fisher"]["temperature"] = 1.0
     with pytest.raises(ConfigError, match=r"fisher\.temperature"):
         from_dict(AgentConfig, data)
+
+
+# -- did you mean, Literal fields, non-finite numbers, descriptions, typed tables -------------------------
+
+
+def test_an_unknown_key_gets_a_did_you_mean_and_the_valid_keys():
+    with pytest.raises(ConfigError) as excinfo:
+        apply_overrides(TrainConfig(), {"agent.alhpa": 1.0})
+    message = str(excinfo.value)
+    assert message.startswith("unknown config key 'agent.alhpa' (did you mean 'agent.alpha'")
+    assert "valid keys: agent.network.actor_hidden" in message
+    with pytest.raises(ConfigError, match=r"unknown config key 'stpes' \(did you mean 'steps'"):
+        apply_overrides(TrainConfig(), {"stpes": 10})
+    assert did_you_mean("zzz", ["steps"]) == ""
+
+
+def test_an_unknown_set_key_on_the_command_line_gets_a_did_you_mean():
+    from typer.testing import CliRunner
+
+    from fidec.cli import app
+
+    result = CliRunner().invoke(app, ["train", "--preset", "tiny", "--set", "agent.fisher.t_esp=0.9"])
+    assert result.exit_code == 2
+    assert "unknown config key 'agent.fisher.t_esp' (did you mean 'agent.fisher.t_eps'" in " ".join(
+        result.output.split()
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Choices:
+    """A config with typed choices.
+
+    Attributes:
+        mode: how to go: "fast" or "slow".
+        level: 1, 2 or 3.
+        scale: a positive finite factor; this description goes on
+            over two lines.
+        window: optional width (none: everything).
+        sizes: layer widths.
+        note: Undocumented fields are left out.
+    """
+
+    mode: Literal["fast", "slow"] = "fast"
+    level: Literal[1, 2, 3] = 1
+    scale: float = 1.0
+    window: int | None = None
+    sizes: tuple[float, ...] = (1.0,)
+    untold: str = ""
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.scale) and self.scale > 0):
+            raise ValueError(f"scale must be a finite number > 0, got {self.scale}")
+
+
+def test_literal_fields_coerce_validate_and_list_the_allowed_values():
+    assert apply_overrides(Choices(), {"mode": "slow", "level": "3"}) == Choices(mode="slow", level=3)
+    assert type(apply_overrides(Choices(), {"level": 2.0}).level) is int
+    with pytest.raises(
+        ConfigError, match=r"mode: 'slwo' is not one of \['fast', 'slow'\] \(did you mean 'slow'\?\)"
+    ):
+        apply_overrides(Choices(), {"mode": "slwo"})
+    with pytest.raises(ConfigError, match=r"level: 4 is not one of \[1, 2, 3\]"):
+        apply_overrides(Choices(), {"level": 4})
+    with pytest.raises(ConfigError, match=r"level: True is not one of"):
+        apply_overrides(Choices(), {"level": True})
+
+
+@pytest.mark.parametrize("text", ["inf", "-inf", "nan", "Infinity"])
+def test_non_finite_numbers_parse_as_floats_and_reach_the_fields_own_checks(text):
+    with pytest.raises(ConfigError, match="scale must be a finite number > 0"):
+        apply_overrides(Choices(), {"scale": text})
+    value = apply_overrides(Choices(), {"sizes": f"[1, {text}]"}).sizes[1]
+    assert isinstance(value, float) and not math.isfinite(value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("window", "inf", "window: cannot read 'inf' as int or none (expected an integer, got 'inf')"),
+        ("window", "1e400", "expected an integer, got '1e400'"),
+        ("window", "1.5e0", "expected an integer, got '1.5e0'"),
+        ("window", [3], "expected an integer, got [3]"),
+        ("scale", True, "scale: expected a number, got True"),
+        ("untold", ["a"], "untold: expected a string, got ['a']"),
+        ("sizes", "[1, 2", "sizes: expected a list like [64, 64] or 64,64"),
+    ],
+)
+def test_bad_values_are_config_errors_naming_the_key(key, value, message):
+    with pytest.raises(ConfigError) as excinfo:
+        apply_overrides(Choices(), {key: value})
+    assert message in str(excinfo.value)
+
+
+def test_a_sections_own_error_names_the_key_once():
+    with pytest.raises(ConfigError) as excinfo:
+        apply_overrides(AgentConfig(), {"fisher.t_eps": 1.0})
+    assert str(excinfo.value).startswith("fisher.t_eps must lie in (0, 1)")
+
+
+def test_field_descriptions_come_from_the_attributes_section():
+    descriptions = field_descriptions(Choices)
+    assert descriptions == {
+        "mode": 'how to go: "fast" or "slow".',
+        "level": "1, 2 or 3.",
+        "scale": "a positive finite factor; this description goes on over two lines.",
+        "window": "optional width (none: everything).",
+        "sizes": "layer widths.",
+    }
+    train = field_descriptions(TrainConfig)
+    assert set(train) == set(field_names(TrainConfig))  # every run setting is described
+    assert train["vmap_seeds"].startswith("train several seeds in one vmapped program (True)")
+    assert "\n" not in train["vmap_seeds"] and "  " not in train["vmap_seeds"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Part:
+    """A part.
+
+    Attributes:
+        name: the part's name.
+    """
+
+    name: str
+    weight: float = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Assembly:
+    """A dataclass read from a file.
+
+    Attributes:
+        parts: the parts, in order.
+        where: the output folder.
+        settings: dotted settings.
+        inner: a section with a default.
+    """
+
+    parts: tuple[Part, ...]
+    where: Path = Path("out")
+    settings: DottedKeys = dataclasses.field(default_factory=dict)
+    inner: FisherConfig = dataclasses.field(default_factory=lambda: FisherConfig(num_samples=8))
+
+
+def test_from_dict_reads_required_fields_lists_of_tables_paths_and_dotted_tables():
+    built = from_dict(
+        Assembly,
+        {
+            "parts": [{"name": "a"}, {"name": "b", "weight": "2"}],
+            "where": "~/x",
+            "settings": {"agent": {"alpha": 3}, "steps": 5},
+            "inner": {"t_eps": 0.9},
+        },
+    )
+    assert built.parts == (Part("a"), Part("b", 2.0))
+    assert built.where == Path("~/x").expanduser()
+    assert built.settings == {"agent.alpha": 3, "steps": 5}
+    assert built.inner == FisherConfig(num_samples=8, t_eps=0.9)  # only the keys given change
+    with pytest.raises(ConfigError, match=r"missing required key parts \(the parts, in order\.\)"):
+        from_dict(Assembly, {})
+    with pytest.raises(ConfigError, match=r"missing required key parts\[1\]\.name \(the part's name\.\)"):
+        from_dict(Assembly, {"parts": [{"name": "a"}, {"weight": 1}]})
+    with pytest.raises(
+        ConfigError, match=r"unknown config key 'parts\[0\]\.nmae' \(did you mean 'parts\[0\]\.name'"
+    ):
+        from_dict(Assembly, {"parts": [{"nmae": "a"}]})
+    with pytest.raises(ConfigError, match=r"parts\[0\]: expected a table of keys, got 'a'"):
+        from_dict(Assembly, {"parts": ["a"]})
+    with pytest.raises(ConfigError, match="settings: expected a table of dotted keys"):
+        from_dict(Assembly, {"parts": [], "settings": 3})
+    assert class_keys(Assembly)[:3] == ["parts", "where", "settings"] and "inner.t_eps" in class_keys(
+        Assembly
+    )

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
+from fidec.errors import UserError
+from fidec.files import LockedError
 from fidec.sweeps.manifest import (
     Manifest,
+    ManifestError,
     SpecChangedError,
-    SweepLockedError,
     read_manifest,
     sweep_lock,
 )
-from fidec.sweeps.spec import parse_spec
+from fidec.sweeps.spec import load_spec, parse_spec
+from fidec.training.rundir import RunDir
 
 TASK = "cube-single-play-singletask-task1-v0"
 
@@ -30,9 +34,9 @@ def make_spec(out_dir, **changes):
 
 
 def finish(out_dir, record):
-    run_dir = out_dir / record.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "summary.json").write_text("{}")
+    run = RunDir(out_dir / record.run_dir)
+    run.root.mkdir(parents=True, exist_ok=True)
+    run.write_summary({})
 
 
 def test_new_manifest_lists_every_trial_pending(tmp_path):
@@ -87,14 +91,50 @@ def test_read_manifest_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="no sweep manifest"):
         read_manifest(tmp_path)
     (tmp_path / "manifest.json").write_text("{not json")
-    with pytest.raises(ValueError, match="not valid JSON"):
+    with pytest.raises(ManifestError, match=r"not valid JSON.*move it away and rerun the sweep"):
         read_manifest(tmp_path)
+    (tmp_path / "manifest.json").write_text('{"format": 2, "trials": {}}')
+    with pytest.raises(ManifestError, match="has format 2; this fidec reads format 1"):
+        read_manifest(tmp_path)
+    assert issubclass(ManifestError, UserError)
 
 
 def test_one_sweep_per_output_directory(tmp_path):
     with sweep_lock(tmp_path):
-        with pytest.raises(SweepLockedError, match="another fidec sweep"):
+        with pytest.raises(LockedError, match=r"another fidec sweep holds .*\.sweep\.lock; wait for it"):
             with sweep_lock(tmp_path):
                 pass
     with sweep_lock(tmp_path):  # released on exit
         pass
+
+
+# -- compatibility with sweeps written by earlier fidec -------------------------------------------------
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+# The manifest of the cpu-study sweep as fidec e0919a6 wrote it (2 trials done, 1 running, 39 pending).
+OLD_MANIFEST = Path(__file__).resolve().parent / "fixtures" / "cpu-study-manifest-e0919a6.json"
+
+
+def test_a_manifest_written_by_earlier_fidec_is_read_and_resumed_unchanged(tmp_path):
+    old = json.loads(OLD_MANIFEST.read_text())
+    (tmp_path / "manifest.json").write_text(OLD_MANIFEST.read_text())
+    done = [trial_id for trial_id, record in old["trials"].items() if record["state"] == "done"]
+    for trial_id in done:
+        finish(tmp_path, read_manifest(tmp_path).trials[trial_id])
+
+    spec = load_spec(EXAMPLES / "cpu-study.toml", out_dir=tmp_path)
+    # Same trial ids and fingerprints: no finished or started trial reads as changed.
+    assert [t.trial_id for t in spec.trials()] == list(old["trials"])
+    assert {t.trial_id: t.fingerprint() for t in spec.trials()} == {
+        trial_id: record["fingerprint"] for trial_id, record in old["trials"].items()
+    }
+    manifest = Manifest.open(spec)
+    assert {k: r.state for k, r in manifest.trials.items()} == {
+        k: r["state"] for k, r in old["trials"].items()
+    }
+
+    # What this fidec writes back has the old format: the same keys, the same records.
+    again = json.loads((tmp_path / "manifest.json").read_text())
+    assert again.keys() == old.keys() and again["format"] == old["format"] == 1
+    assert again["trials"] == old["trials"]
+    assert again["spec"] == {**old["spec"], "out_dir": str(tmp_path)}

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from pathlib import Path
 
 import pytest
 
+from fidec.config import field_descriptions
 from fidec.envs.registry import suite_tasks
-from fidec.sweeps.spec import SpecError, grid_tag, load_spec, parse_spec, trial_id
+from fidec.sweeps.spec import (
+    AgentVariant,
+    Resources,
+    SpecError,
+    SweepSpec,
+    grid_tag,
+    load_spec,
+    parse_spec,
+    trial_id,
+)
 
 TASK = "cube-single-play-singletask-task1-v0"
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "sweeps"
@@ -31,7 +43,7 @@ def test_trials_are_variants_times_grid_times_tasks_times_seeds():
         )
     )
     trials = spec.trials()
-    assert spec.tasks == tuple(suite_tasks("local-tiny"))
+    assert spec.tasks == (TASK,) and spec.all_tasks == tuple(suite_tasks("local-tiny"))
     assert len(trials) == 2 * 2 * 2 * 3
     assert len({t.trial_id for t in trials}) == len(trials)
     first = trials[0]
@@ -57,9 +69,17 @@ def test_override_order_and_packed_seeds():
     (trial,) = spec.trials()
     assert trial.trial_id == f"fd__{TASK}__s0-1-2"
     config = trial.train_config()
-    assert config.seeds == (0, 1, 2) and config.vmap_seeds
+    # Packed seeds follow fidec's rule for the backend (vmap_by_default) unless the spec says otherwise.
+    assert config.seeds == (0, 1, 2) and config.vmap_seeds is None
     assert config.steps == 80  # [overrides] after [train]
     assert config.agent.lr == 5e-4  # the agent's overrides after [overrides]
+
+
+@pytest.mark.parametrize("choice", [True, False])
+def test_a_spec_may_choose_how_packed_seeds_run(choice):
+    spec = parse_spec(minimal(seeds=2, pack_seeds=True, train={"vmap_seeds": choice}))
+    (trial,) = spec.trials()
+    assert trial.train_config().vmap_seeds is choice
 
 
 def test_fingerprint_changes_with_the_definition_only():
@@ -75,35 +95,66 @@ def test_fingerprint_changes_with_the_definition_only():
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [
-        ({"agents": ["fdd"]}, "unknown agent 'fdd'. Did you mean 'fd'"),
+        ({"agents": ["fdd"]}, "agents[0]: unknown agent 'fdd' (did you mean 'fd'?)"),
         ({"suites": ["ogbench-state-5"], "tasks": []}, "unknown suite 'ogbench-state-5'"),
         ({"tasks": ["cube-single-play-v0"]}, "single-task variants"),
         (
             {"overrides": {"agent.alhpa": 1.0}},
-            "overrides: unknown config key 'agent.alhpa'. Did you mean 'agent.alpha'",
+            "overrides: unknown config key 'agent.alhpa' (did you mean 'agent.alpha'",
         ),
         ({"grid": {"agent.fisher.estimator": ["tweedie", "bogus"]}}, "estimator"),
         ({"train": {"seeds": [0, 1]}}, "'seeds' is set by the sweep"),
         ({"agents": ["fd", "fd"]}, "distinct 'label'"),
-        ({"resources": {"gpus": 1.5}}, "resources.gpus"),
-        ({"resources": {"cpu": 1}}, "unknown key 'cpu' in resources. Did you mean 'cpus'"),
-        ({"seed": [0]}, "unknown key 'seed' in spec. Did you mean 'seeds'"),
+        ({"resources": {"gpus": 1.5}}, "resources: gpus must be a fraction"),
+        ({"resources": {"cpus": float("inf")}}, "resources: cpus must be a number > 0"),
+        ({"resources": {"cpu": 1}}, "unknown config key 'resources.cpu' (did you mean 'resources.cpus'"),
+        ({"seed": [0]}, "unknown config key 'seed' (did you mean 'seeds'?); valid keys: agents, out_dir"),
         ({"grid": {"agent.alpha": []}}, "non-empty list"),
-        ({"scale": "huge"}, "Valid scales: tiny, cpu, paper"),
+        ({"scale": "huge"}, "valid scales: tiny, cpu, paper"),
+        ({"scale": "tinny"}, "unknown scale 'tinny' (did you mean 'tiny'?)"),
         ({"seeds": [0, 0]}, "distinct"),
         ({"tasks": [], "suites": []}, "no tasks"),
+        ({"seeds": 0}, "seeds as a count must be >= 1"),
+        ({"seeds": ["a"]}, "seeds: expected an integer, got 'a'"),
+        ({"pack_seeds": "maybe"}, "pack_seeds: expected true/false"),
+        ({"max_retries": -1}, "max_retries must be >= 0"),
+        ({"max_retries": 1.5}, "max_retries: expected an integer"),
+        ({"resources": {"cpus": "two"}}, "resources.cpus: expected a number, got 'two'"),
+        ({"train": 5}, "train: expected a table of dotted keys"),
+        ({"agents": [5]}, "agents[0]: expected a table of keys, got 5"),
+        (
+            {"agents": [{"name": "fd", "labl": "x"}]},
+            "unknown config key 'agents[0].labl' (did you mean 'agents[0].label'",
+        ),
+        ({"agents": [{"label": "x"}]}, "missing required key agents[0].name (the agent"),
+        ({"agents": [{"name": "fd", "label": "a__b"}]}, "agents[0]: label 'a__b' may hold only"),
     ],
 )
 def test_invalid_specs_name_the_key_and_the_choices(changes, expected):
-    with pytest.raises(SpecError, match=expected.replace("(", r"\(").replace(".", r"\.")):
+    with pytest.raises(SpecError, match=re.escape(expected)):
         parse_spec(minimal(**changes))
+
+
+def test_a_spec_without_agents_names_the_key_and_what_it_holds():
+    raw = minimal()
+    del raw["agents"]
+    with pytest.raises(SpecError, match=r"missing required key agents \(agent names, or tables"):
+        parse_spec(raw)
+
+
+def test_shorthands_and_defaults():
+    spec = parse_spec(minimal(agents="iso", seeds=2), default_name="study")
+    (variant,) = spec.agents
+    assert variant == AgentVariant(name="iso", label="iso")
+    assert spec.seeds == (0, 1) and spec.name == "study" and spec.out_dir == Path("runs/sweeps/study")
+    assert spec.resources == Resources(cpus=1.0, gpus=0.0) and spec.max_retries == 1
 
 
 def test_unknown_override_error_names_the_variant():
     spec = minimal(agents=[{"name": "iso", "label": "iso-x", "overrides": {"agent.nope": 1}}])
     with pytest.raises(
         SpecError,
-        match=r"agents\[0\]\.overrides: unknown config key .agent\.nope.*Valid keys: .*agent\.fisher\.estimator",
+        match=r"agents\[0\]\.overrides: unknown config key .agent\.nope.*valid keys: .*agent\.fisher\.est",
     ):
         parse_spec(spec)
 
@@ -185,3 +236,12 @@ def test_the_documented_spec_is_valid():
     labels = {t.label for t in spec.trials()}
     assert "fd-velocity+target_divergence=0.01" in labels and "fd-official+target_divergence=0.001" in labels
     assert len(spec.trials()) == 4 * 2 * 3 * 3  # variants x grid points x (1 task + 2 of the suite) x seeds
+
+
+@pytest.mark.parametrize("cls", [SweepSpec, AgentVariant, Resources])
+def test_every_spec_key_is_described_and_documented(cls):
+    descriptions = field_descriptions(cls)
+    assert list(descriptions) == [f.name for f in dataclasses.fields(cls)]
+    docs = (EXAMPLES.parents[1] / "docs" / "sweeps.md").read_text()
+    for key in descriptions:
+        assert re.search(rf"\b{key}\b", docs), f"docs/sweeps.md does not mention the spec key {key!r}"

@@ -1,7 +1,8 @@
 """``fidec sweep SPEC``: run a sweep spec on Ray.
 
 :func:`sweep_command` is registered on the main CLI in :mod:`fidec.cli`; ``app`` runs it on its own
-(``python -m fidec.sweeps.commands SPEC``).
+(``python -m fidec.sweeps.commands SPEC``).  Every mistake a user can fix (a bad spec, Ray missing, a
+cluster that cannot be reached, a sweep folder in use or damaged) is one line and exit code 2.
 """
 
 from __future__ import annotations
@@ -9,6 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from fidec.errors import EXIT_FAILURE, EXIT_INTERRUPTED, fail, user_errors
+from fidec.sweeps.manifest import MANIFEST_NAME, read_manifest
+from fidec.sweeps.runner import run_sweep
+from fidec.sweeps.spec import SweepSpec, load_spec
 
 
 def sweep_command(
@@ -33,33 +41,30 @@ def sweep_command(
         help="Cores the embedded local Ray may use (default: all); ignored with --address.",
     ),
     dry_run: bool = typer.Option(
-        False, "--dry-run", help="Validate the spec and list its trials; run nothing."
+        False, "--dry-run", help="Validate the spec and list its trials; run nothing (Ray is not needed)."
     ),
 ) -> None:
     """Run agents x tasks x seeds x settings from a spec file on Ray; rerun to skip finished trials and resume the rest."""
-    from rich.console import Console
-
-    from fidec.sweeps.manifest import SpecChangedError, SweepLockedError
-    from fidec.sweeps.runner import run_sweep
-    from fidec.sweeps.spec import SpecError, load_spec
-
     console = Console(stderr=True)
-    try:
+    with user_errors():
         sweep_spec = load_spec(spec, out_dir=out_dir)
         if dry_run:
             _print_trials(sweep_spec)
             return
-        outcome = run_sweep(
-            sweep_spec, address=address, max_concurrent=max_concurrent, num_cpus=num_cpus, console=console
-        )
-    except (SpecError, SpecChangedError, SweepLockedError, ConnectionError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        try:
+            outcome = run_sweep(
+                sweep_spec, address=address, max_concurrent=max_concurrent, num_cpus=num_cpus, console=console
+            )
+        except KeyboardInterrupt:
+            raise fail(
+                "interrupted: the trials in flight were stopped; run the same command again to resume them",
+                EXIT_INTERRUPTED,
+            ) from None
     if not outcome.ok:
-        console.print(
-            "some trials failed; fix the cause (see their logs) and run the same command again to retry them"
+        raise fail(
+            "some trials failed; fix the cause (see their logs) and run the same command again to retry them",
+            EXIT_FAILURE,
         )
-        raise typer.Exit(1)
     typer.echo(f"report: fidec report {outcome.out_dir}")
 
 
@@ -67,13 +72,8 @@ app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
 app.command("sweep")(sweep_command)
 
 
-def _print_trials(spec) -> None:
+def _print_trials(spec: SweepSpec) -> None:
     """The trials of a spec with their state in an existing manifest (nothing is written)."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from fidec.sweeps.manifest import MANIFEST_NAME, read_manifest
-
     states = {}
     if (Path(spec.out_dir) / MANIFEST_NAME).exists():
         states = {k: r.state for k, r in read_manifest(spec.out_dir).trials.items()}

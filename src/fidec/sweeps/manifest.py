@@ -1,36 +1,41 @@
-"""The sweep manifest: one JSON file recording every trial's state, written atomically after each change.
+"""The sweep folder and its manifest: one JSON file recording every trial's state, written atomically after
+each change.  This module alone knows the folder's layout:
 
-``<out_dir>/manifest.json``::
-
-    {"format": 1, "name": ..., "spec": {...}, "updated": ..., "trials": {trial_id: record, ...}}
+    <out_dir>/manifest.json       {"format": 1, "name", "spec", "updated", "trials": {trial id: record}}
+    <out_dir>/.sweep.lock         held by the ``fidec sweep`` writing to the folder
+    <out_dir>/runs/<trial id>/    each trial's run directory (:class:`fidec.training.rundir.RunDir`)
+    <out_dir>/runs/.<trial id>.lock   held by the process running the trial
+    <out_dir>/logs/<trial id>.log the output of every attempt of the trial
+    <out_dir>/set-aside/          what attempts killed before their first checkpoint left (never deleted)
 
 A record holds the trial's identity (label, agent, task, seeds, grid point, fingerprint, run_dir relative
 to out_dir), its state (``pending`` -> ``running`` -> ``done`` | ``failed``), the number of attempts over
 all invocations, the tail of the last error, whether the last attempt resumed from a checkpoint, and
 timings.  A ``running`` record found when a sweep starts is a trial whose sweep was killed: it resumes.
+The format is read by ``fidec report`` and by sweeps that resume: keep it (and the trial ids) compatible.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fidec.errors import UserError
-from fidec.files import write_json_atomic
+from fidec.files import FileLock, write_json_atomic
 from fidec.sweeps.spec import SweepSpec, Trial
+from fidec.training.rundir import RunDir
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
 TRIAL_STATES = ("pending", "running", "done", "failed")
-RUN_FINISHED_FILE = "summary.json"
+LOCK_NAME = ".sweep.lock"
+SET_ASIDE_DIR = "set-aside"
 
 
 @dataclass(frozen=True)
@@ -85,8 +90,23 @@ class SpecChangedError(UserError, RuntimeError):
     """The spec now defines a finished trial differently from the run on disk."""
 
 
-class SweepLockedError(UserError, RuntimeError):
-    """Another ``fidec sweep`` is writing to the same output directory."""
+class ManifestError(UserError, ValueError):
+    """``manifest.json`` cannot be read (damaged, or written by another fidec)."""
+
+
+class ManifestMissingError(UserError, FileNotFoundError):
+    """The folder holds no sweep manifest."""
+
+
+def trial_lock_path(run_dir: str | Path) -> Path:
+    """The lock of a trial, beside its run directory (so it outlives the directory being set aside)."""
+    run_dir = Path(run_dir)
+    return run_dir.parent / f".{run_dir.name}.lock"
+
+
+def set_aside_path(out_dir: str | Path, trial_id: str) -> Path:
+    """Where an unusable run directory of ``trial_id`` is moved: a new, timestamped folder."""
+    return Path(out_dir) / SET_ASIDE_DIR / f"{trial_id}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 class Manifest:
@@ -106,7 +126,7 @@ class Manifest:
     def open(cls, spec: SweepSpec) -> Manifest:
         """Load ``<out_dir>/manifest.json`` and merge the spec's trials into it (new ones are pending).
 
-        A trial whose run already finished (``summary.json`` exists) is ``done`` whatever the manifest says;
+        A trial whose run already finished (``RunDir.finished``) is ``done`` whatever the manifest says;
         one marked ``done`` whose summary is gone is ``pending`` again.  A finished trial whose definition
         changed in the spec raises :class:`SpecChangedError` (its results would no longer match the spec).
         """
@@ -118,7 +138,7 @@ class Manifest:
             fresh = TrialRecord.for_trial(trial)
             old = existing.get(trial.trial_id)
             record = fresh if old is None else dataclasses.replace(old, grid=fresh.grid, label=fresh.label)
-            finished = (out_dir / record.run_dir / RUN_FINISHED_FILE).exists()
+            finished = RunDir(out_dir / record.run_dir).finished
             if old is not None and old.fingerprint != fresh.fingerprint and (finished or old.attempts):
                 changed.append(trial.trial_id)
                 continue
@@ -132,7 +152,8 @@ class Manifest:
             raise SpecChangedError(
                 f"the spec now defines {len(changed)} trial(s) differently from the runs already in "
                 f"{str(out_dir)!r}: {shown}. Their results would not match the spec: write to a new out_dir "
-                "(--out-dir), or delete those run directories and their manifest entries to rerun them."
+                "(--out-dir), or move those run directories out of it and remove their manifest entries to "
+                "rerun them."
             )
         # Trials of earlier versions of the spec stay in the manifest (and on disk), untouched.
         for trial_id, record in existing.items():
@@ -173,37 +194,41 @@ def read_manifest(out_dir: str | Path) -> Manifest:
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        raise FileNotFoundError(
+        raise ManifestMissingError(
             f"no sweep manifest at {str(path)!r}: is {str(out_dir)!r} a sweep's out_dir?"
         ) from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(
-            f"{str(path)!r} is not valid JSON ({exc}); it is written atomically, so it was edited by hand"
-        ) from exc
-    if data.get("format") != MANIFEST_FORMAT:
-        raise ValueError(
-            f"{str(path)!r} has format {data.get('format')!r}; this fidec reads format {MANIFEST_FORMAT}"
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ManifestError(
+            f"{str(path)!r} is not valid JSON ({exc}); it is written atomically, so it was edited or damaged "
+            "outside fidec: restore it, or move it away and rerun the sweep (finished trials are found from "
+            "their run directories)"
+        ) from None
+    if (
+        not isinstance(data, dict)
+        or data.get("format") != MANIFEST_FORMAT
+        or not isinstance(data.get("trials"), dict)
+    ):
+        found = data.get("format") if isinstance(data, dict) else None
+        raise ManifestError(
+            f"{str(path)!r} has format {found!r}; this fidec reads format {MANIFEST_FORMAT}: write to "
+            "another --out-dir, or use the fidec that wrote it"
         )
-    trials = {trial_id: TrialRecord.from_json(record) for trial_id, record in data["trials"].items()}
+    try:
+        trials = {trial_id: TrialRecord.from_json(record) for trial_id, record in data["trials"].items()}
+    except (TypeError, AttributeError) as exc:
+        raise ManifestError(
+            f"{str(path)!r} has a damaged trial record ({exc}); restore it or move it away"
+        ) from None
     return Manifest(out_dir, data.get("name", out_dir.name), data.get("spec", {}), trials)
 
 
+def sweep_lock(out_dir: str | Path) -> FileLock:
+    """The exclusive lock of a sweep folder (a ``with`` block; released by the OS even on kill -9).
 
-
-@contextmanager
-def sweep_lock(out_dir: str | Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``<out_dir>/.sweep.lock`` (released by the OS even on kill -9)."""
-    path = Path(out_dir) / ".sweep.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as f:
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise SweepLockedError(
-                f"another fidec sweep is running on {str(out_dir)!r} (it holds {str(path)!r}); wait for it to "
-                "finish or stop it, then run this command again"
-            ) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    Raises :class:`fidec.files.LockedError` when another sweep holds it.
+    """
+    return FileLock(
+        Path(out_dir) / LOCK_NAME,
+        owner="another fidec sweep",
+        hint="wait for it to finish or stop it, then run this command again",
+    )

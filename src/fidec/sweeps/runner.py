@@ -5,12 +5,13 @@ between trials) that reserves the spec's CPU cores and GPU fraction.  The driver
 ``max_concurrent`` trials in flight, records every state change in the manifest, retries a failed trial up
 to ``max_retries`` times (Ray's own retries are off, so every failure is recorded), and never lets one
 trial's failure stop the others.  A trial whose run directory holds a checkpoint resumes from it; one that
-finished (``summary.json``) is skipped.  Each trial's output goes to ``<out_dir>/logs/<trial id>.log``.
+finished is skipped; what an attempt killed before its first checkpoint left is moved to ``set-aside/``
+(never deleted) and the trial starts again.  Each trial's output goes to ``<out_dir>/logs/<trial id>.log``.
+Ray is optional (``pip install 'fidec[sweep]'``): it is imported only here, through :func:`import_ray`.
 """
 
 from __future__ import annotations
 
-import fcntl
 import math
 import os
 import shutil
@@ -20,35 +21,56 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from fidec.sweeps.manifest import RUN_FINISHED_FILE, Manifest, sweep_lock
-from fidec.sweeps.spec import Resources, SweepSpec, Trial
+from fidec.data.generate import generate
+from fidec.data.paths import data_dir, ogbench_files
+from fidec.envs.registry import parse_task
+from fidec.errors import UserError
+from fidec.files import FileLock, LockedError
+from fidec.sweeps.manifest import Manifest, set_aside_path, sweep_lock, trial_lock_path
+from fidec.sweeps.spec import Resources, SpecError, SweepSpec, Trial
+from fidec.training import train
+from fidec.training.rundir import RunDir
 
-# (trial, run directory, resume) -> anything JSON-able; it must leave ``summary.json`` in the run directory.
+# (trial, run directory, resume) -> anything JSON-able; it must leave a finished run (its summary) behind.
 TrialFn = Callable[[Trial, Path, bool], Any]
 ERROR_TAIL_CHARS = 2000
+TRIAL_LOCK_WAIT_S = 600.0
+INSTALL_RAY = "pip install 'fidec[sweep]'"
+
+
+class RayMissingError(UserError, ModuleNotFoundError):
+    """Ray (the optional ``sweep`` extra) is not installed."""
+
+
+class RayConnectionError(UserError, ConnectionError):
+    """The Ray cluster given with ``--address`` cannot be reached."""
+
+
+def import_ray() -> ModuleType:
+    """The ``ray`` module, or :class:`RayMissingError` saying how to install it (Ray is an optional extra)."""
+    try:
+        import ray
+    except ImportError:
+        raise RayMissingError(
+            f"fidec sweep runs trials on Ray, which is not installed: {INSTALL_RAY} "
+            "(in a checkout: pip install -e '.[sweep]'), then run this command again"
+        ) from None
+    return ray
 
 
 def train_trial(trial: Trial, run_dir: Path, resume: bool) -> dict[str, Any]:
     """The default trial: one fidec training run (resumed from its last checkpoint when ``resume``)."""
-    from fidec.training import train
-
-    config = trial.train_config(run_dir)
-    result = train(config, resume=resume)
+    result = train(trial.train_config(run_dir), resume=resume)
     return {"run_dir": str(run_dir), "summary": getattr(result, "summary", None)}
-
-
-def has_checkpoint(run_dir: Path) -> bool:
-    """True when the run directory holds at least one checkpoint (``checkpoints/step_*``)."""
-    checkpoints = Path(run_dir) / "checkpoints"
-    return checkpoints.is_dir() and any(p.name.startswith("step_") for p in checkpoints.iterdir())
 
 
 @dataclass(frozen=True)
@@ -81,29 +103,39 @@ class SweepOutcome:
         return not self.failed and self.counts.get("done", 0) == sum(self.counts.values())
 
 
-def execute_trial(trial_fn: TrialFn, trial: Trial, run_dir: str, log_path: str) -> TrialOutcome:
+def execute_trial(
+    trial_fn: TrialFn, trial: Trial, run_dir: str, log_path: str, set_aside_dir: str
+) -> TrialOutcome:
     """Run one attempt in this (worker) process, its stdout and stderr appended to ``log_path``.
 
     The attempt holds the trial's lock while it writes the run directory, and the process exits as soon as
     the Ray node that started it is gone (a killed sweep), so a rerun never has two writers in one run.
+    A run directory with a checkpoint resumes; one without (an attempt killed before its first checkpoint)
+    is moved to ``set_aside_dir`` for inspection and the trial starts again.
     """
     _exit_with_parent()
-    run_path, log = Path(run_dir), Path(log_path)
+    run, log = RunDir(run_dir), Path(log_path)
     log.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     resume = False
     with _output_to(log):
         try:
-            with _trial_lock(run_path):
-                resume = has_checkpoint(run_path)
-                if not resume and run_path.exists():
-                    shutil.rmtree(run_path)  # an attempt killed before its first checkpoint: start clean
+            with _trial_lock(run.root):
+                resume = bool(run.checkpoints())
+                if not resume and run.root.is_dir() and any(run.root.iterdir()):
+                    target = Path(set_aside_dir)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.move(str(run.root), str(target))
+                    print(
+                        f"the previous attempt left {run.root} without a checkpoint: moved to {target}",
+                        flush=True,
+                    )
                 stamp = time.strftime("%Y-%m-%d %H:%M:%S")
                 what = "resuming from its last checkpoint" if resume else "starting"
                 print(f"== {trial.trial_id}: {what} at {stamp} (pid {os.getpid()})", flush=True)
-                result = trial_fn(trial, run_path, resume)
-                if not (run_path / RUN_FINISHED_FILE).exists():
-                    raise RuntimeError(f"the trial returned without writing {run_path / RUN_FINISHED_FILE}")
+                result = trial_fn(trial, run.root, resume)
+                if not run.finished:
+                    raise RuntimeError(f"the trial returned without writing {run.summary_path}")
         except BaseException as exc:  # report everything (even SystemExit) to the driver
             error = traceback.format_exc()
             print(error, flush=True)
@@ -129,47 +161,42 @@ def _exit_with_parent(poll_s: float = 0.2) -> None:
 
 
 @contextmanager
-def _trial_lock(run_dir: Path, timeout_s: float = 600.0) -> Iterator[None]:
-    """Exclusive lock ``.<run dir name>.lock`` beside the run directory; waits for an earlier attempt to stop."""
-    path = run_dir.parent / f".{run_dir.name}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as f:
-        deadline = time.monotonic() + timeout_s
-        waited = False
-        while True:
-            try:
-                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"{run_dir} is still locked by another process after {timeout_s:.0f} s (an earlier "
-                        "attempt of this trial that did not stop); stop it, then rerun the sweep"
-                    ) from None
-                if not waited:
-                    print(f"waiting for an earlier attempt to release {path}", flush=True)
-                    waited = True
-                time.sleep(0.5)
+def _trial_lock(run_dir: Path, wait_s: float | None = None) -> Iterator[None]:
+    """The trial's lock; waits (up to ``wait_s``, default :data:`TRIAL_LOCK_WAIT_S`) for an earlier attempt
+    that has not stopped yet."""
+    wait_s = TRIAL_LOCK_WAIT_S if wait_s is None else wait_s
+
+    def lock(wait: float) -> FileLock:
+        return FileLock(
+            trial_lock_path(run_dir),
+            owner=f"an earlier attempt of this trial (still running after {wait:g} s)",
+            hint="stop it, then rerun the sweep",
+            wait_s=wait,
+        )
+
+    with ExitStack() as held:
         try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+            held.enter_context(lock(0.0))
+        except LockedError:
+            print(f"waiting for an earlier attempt to release {trial_lock_path(run_dir)}", flush=True)
+            held.enter_context(lock(wait_s))
+        yield
 
 
 @contextmanager
 def _output_to(log: Path) -> Iterator[None]:
-    """Point file descriptors 1 and 2 (so also JAX's and C libraries' output) at ``log``."""
+    """Send this process's output to ``log``: file descriptors 1 and 2 (so also JAX's and C libraries'
+    output) and Python's ``sys.stdout`` / ``sys.stderr`` (which need not write to them, e.g. captured)."""
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
-    with open(log, "a") as f:
+    with open(log, "a") as f, redirect_stdout(f), redirect_stderr(f):
         os.dup2(f.fileno(), 1)
         os.dup2(f.fileno(), 2)
         try:
             yield
         finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
+            f.flush()
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)
             os.close(saved[0])
@@ -206,8 +233,7 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
     Yields the seconds the start-up took.  A Ray already initialised in this process is reused and left
     running; one started here is shut down on exit.
     """
-    import ray
-
+    ray = import_ray()
     start = time.perf_counter()
     started_here = not ray.is_initialized()
     if started_here:
@@ -223,11 +249,12 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         try:
             ray.init(**kwargs)
         except ConnectionError as exc:
-            raise ConnectionError(
-                f"could not connect to a Ray cluster at {address!r} ({exc}). Start one with "
+            reason = " ".join(str(exc).split())
+            raise RayConnectionError(
+                f"could not connect to a Ray cluster at {address!r} ({reason}). Start one with "
                 "`ray start --head --port=6379` and pass --address auto (on the head) or HEAD_IP:6379, "
                 "or omit --address to run on this machine."
-            ) from exc
+            ) from None
     try:
         yield time.perf_counter() - start
     finally:
@@ -241,9 +268,6 @@ def _dataset_to_generate(trial: Trial) -> tuple[str, int | None] | None:
     Mirrors :func:`fidec.data.load_dataset`: official files in the data directory first, then the generated
     cache (episodes from the config, generation seed 0).
     """
-    from fidec.data.paths import data_dir, ogbench_files
-    from fidec.envs.registry import parse_task
-
     config = trial.train_config()
     task = parse_task(trial.task)
     if not config.generate_dataset or config.dataset is not None or not task.is_manipulation or task.visual:
@@ -254,8 +278,6 @@ def _dataset_to_generate(trial: Trial) -> tuple[str, int | None] | None:
 
 
 def _generate_dataset(dataset_name: str, episodes: int | None, workers: int) -> str:
-    from fidec.data.generate import generate
-
     result = generate(dataset_name, num_episodes=episodes, seed=0, workers=workers, progress=False)
     return f"{dataset_name}: {'cached' if result.cached else f'generated in {result.seconds:.0f} s'} ({result.train_path})"
 
@@ -266,8 +288,7 @@ def prepare_datasets(trials: list[Trial], resources: Resources, console: Console
     Without this, concurrent trials of one task would all generate the same dataset.  A failure is printed
     and left to the trials, which then fail with the data layer's own message.
     """
-    import ray
-
+    ray = import_ray()
     needed = {key for trial in trials if (key := _dataset_to_generate(trial)) is not None}
     if not needed:
         return
@@ -284,9 +305,7 @@ def prepare_datasets(trials: list[Trial], resources: Resources, console: Console
 
 def default_concurrency(resources: Resources) -> int:
     """How many trials the cluster fits at once (at least 1): its CPUs and GPUs over a trial's share."""
-    import ray
-
-    total = ray.cluster_resources()
+    total = import_ray().cluster_resources()
     limits = [math.floor(total.get("CPU", 1) / resources.cpus)]
     if resources.gpus > 0:
         limits.append(math.floor(total.get("GPU", 0) / resources.gpus))
@@ -307,10 +326,11 @@ def run_sweep(
     ``max_concurrent``: trials in flight at once (default: as many as the cluster's resources fit).
     ``trial_fn``: what a trial runs (default :func:`train_trial`, a fidec training run).
     """
+    import_ray()  # before any work: a missing Ray is one clear message
     console = console or Console(stderr=True)
     trial_fn = trial_fn or train_trial
     start = time.perf_counter()
-    out_dir = Path(spec.out_dir)
+    out_dir = _writable_out_dir(spec.out_dir)
     with sweep_lock(out_dir):
         manifest = Manifest.open(spec)
         trials = spec.trials()
@@ -345,6 +365,22 @@ def run_sweep(
     return outcome
 
 
+def _writable_out_dir(out_dir: Path) -> Path:
+    """The sweep folder, created; a file in its place or a folder that cannot be written is a SpecError."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SpecError(f"out_dir {out_dir} is a file; give a folder (the spec's out_dir, or --out-dir)")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SpecError(
+            f"cannot create out_dir {out_dir} ({exc.strerror}); choose another with --out-dir"
+        ) from None
+    if not os.access(out_dir, os.W_OK):
+        raise SpecError(f"out_dir {out_dir} is not writable; choose another with --out-dir")
+    return out_dir
+
+
 def _schedule(
     spec: SweepSpec,
     manifest: Manifest,
@@ -355,8 +391,7 @@ def _schedule(
     console: Console,
 ) -> dict[str, float]:
     """Submit, wait, record and retry until every trial in ``todo`` is done or out of attempts."""
-    import ray
-
+    ray = import_ray()
     # A fresh worker process per trial (max_calls=1); retries are ours, so that each failure is recorded.
     remote = ray.remote(max_calls=1, max_retries=0)(execute_trial).options(
         num_cpus=spec.resources.cpus,
@@ -380,7 +415,8 @@ def _schedule(
                     trial = queue.popleft()
                     record = manifest.trials[trial.trial_id]
                     run_dir, log = spec.out_dir / record.run_dir, spec.out_dir / (record.log or "")
-                    ref = remote.remote(trial_fn, trial, str(run_dir), str(log))
+                    aside = set_aside_path(spec.out_dir, trial.trial_id)
+                    ref = remote.remote(trial_fn, trial, str(run_dir), str(log), str(aside))
                     in_flight[ref] = trial
                     manifest.update(
                         trial.trial_id,
@@ -442,8 +478,7 @@ def _schedule(
 
 def _collect(ref: Any, trial: Trial) -> TrialOutcome:
     """The worker's outcome, or a failure when the worker process itself died (crash, OOM kill)."""
-    import ray
-
+    ray = import_ray()
     try:
         return ray.get(ref)
     except ray.exceptions.RayError as exc:

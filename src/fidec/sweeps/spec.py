@@ -1,4 +1,4 @@
-"""Sweep spec files (TOML or YAML): parsing, validation, and expansion into trials.
+"""Sweep spec files (TOML or YAML) read into typed dataclasses by :mod:`fidec.config`, and their trials.
 
 A spec names agents (or agent variants), tasks and suites, seeds, and the settings of every run:
 
@@ -16,6 +16,11 @@ A spec names agents (or agent variants), tasks and suites, seeds, and the settin
     cpus = 1
     gpus = 0
 
+The keys, their types and their descriptions are the fields of :class:`SweepSpec`, :class:`AgentVariant` and
+:class:`Resources`; values are read and errors reported as for every other fidec config.  Two shorthands
+are expanded first: an agent given by name (``"fd"`` = ``{name = "fd"}``) and seeds given as a count
+(``3`` = ``[0, 1, 2]``).
+
 The trials are variants x grid points x tasks x seeds (or x one seed pack when ``pack_seeds``).  Each has a
 readable, deterministic id ``<label>[+key=value...]__<task>__s<seed>[-<seed>...]`` and its run directory
 ``<out_dir>/runs/<trial id>``.  Every run's config is built (and so validated) with
@@ -25,7 +30,7 @@ readable, deterministic id ``<label>[+key=value...]__<task>__s<seed>[-<seed>...]
 
 from __future__ import annotations
 
-import difflib
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -37,29 +42,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fidec.agents import agent_names
-from fidec.config import ConfigError
-from fidec.envs.registry import SUITES, UnknownTaskError, parse_task, suite_tasks
-from fidec.errors import UserError
+import yaml
 
-SPEC_KEYS = (
-    "name",
-    "out_dir",
-    "agents",
-    "tasks",
-    "suites",
-    "seeds",
-    "pack_seeds",
-    "scale",
-    "presets",
-    "train",
-    "overrides",
-    "grid",
-    "resources",
-    "max_retries",
-)
-AGENT_KEYS = ("name", "label", "presets", "overrides")
-RESOURCE_KEYS = ("cpus", "gpus")
+from fidec.agents import agent_names
+from fidec.config import ConfigError, DottedKeys, class_keys, did_you_mean, from_dict, unknown_key_error
+from fidec.envs.registry import SUITES, parse_task
+from fidec.training.config import SCALES, TrainConfig, config_keys, make_train_config
+
 # Run settings the sweep sets itself; each comes from a spec key, never from an override.
 SWEEP_OWNED_KEYS = {
     "agent_name": "agents",
@@ -67,33 +56,66 @@ SWEEP_OWNED_KEYS = {
     "scale": "scale",
     "presets": "presets",
     "seeds": "seeds",
-    "vmap_seeds": "pack_seeds",
     "run_dir": "out_dir",
     "progress": "(the sweep shows its own progress)",
 }
 _SAFE_CHARS = re.compile(r"[^A-Za-z0-9._=+-]")
 
 
-class SpecError(UserError, ValueError):
-    """A sweep spec that cannot be run; the message names the key and the valid choices."""
+class SpecError(ConfigError):
+    """A sweep spec that cannot be run; the message names the file, the key and the valid choices."""
 
 
 @dataclass(frozen=True)
 class AgentVariant:
-    """An agent under a label: ``fd-velocity`` = ``fd`` with ``agent.fisher.estimator=velocity``."""
+    """An agent under a label: ``fd-velocity`` = ``fd`` with ``agent.fisher.estimator=velocity``.
+
+    Attributes:
+        name: the agent (fd, iso, fql or bcflow).
+        label: the variant's name in trial ids and reports (default: the agent's name); letters, digits
+            and . _ = + - only, no "__".
+        overrides: dotted run settings of this variant, applied after the spec's overrides.
+        presets: named agent presets of this variant, applied after the spec's presets.
+    """
 
     name: str
-    label: str
-    overrides: Mapping[str, Any] = field(default_factory=dict)
+    label: str = ""
+    overrides: DottedKeys = field(default_factory=dict)
     presets: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.name not in agent_names():
+            raise ConfigError(
+                f"unknown agent {self.name!r}{did_you_mean(self.name, agent_names())}; "
+                f"available agents: {', '.join(agent_names())}"
+            )
+        if not self.label:
+            object.__setattr__(self, "label", self.name)  # the documented default
+        if _SAFE_CHARS.search(self.label) or "__" in self.label:
+            raise ConfigError(f"label {self.label!r} may hold only letters, digits and . _ = + - (no '__')")
 
 
 @dataclass(frozen=True)
 class Resources:
-    """What one trial reserves on a Ray node: CPU cores and a (possibly fractional) number of GPUs."""
+    """What one trial reserves on a Ray node.
+
+    Attributes:
+        cpus: CPU cores (a fraction lets several trials share a core).
+        gpus: GPUs: a fraction in [0, 1] (0.25: four trials share a GPU) or a whole number.
+    """
 
     cpus: float = 1.0
     gpus: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.cpus) and self.cpus > 0):
+            raise ConfigError(f"cpus must be a number > 0, got {self.cpus}")
+        if (
+            not math.isfinite(self.gpus)
+            or self.gpus < 0
+            or (self.gpus > 1 and not float(self.gpus).is_integer())
+        ):
+            raise ConfigError(f"gpus must be a fraction in [0, 1] or a whole number of GPUs, got {self.gpus}")
 
 
 @dataclass(frozen=True)
@@ -111,7 +133,11 @@ class Trial:
     grid_point: Mapping[str, Any] = field(default_factory=dict)
 
     def fingerprint(self) -> str:
-        """Hash of what defines the run (not where it is written); a changed spec changes it."""
+        """Hash of what defines the run (not where it is written); a changed spec changes it.
+
+        Recorded in every manifest: its inputs and their encoding must not change, or finished trials of
+        existing sweeps would read as changed.
+        """
         what = {
             "agent": self.agent,
             "task": self.task,
@@ -122,19 +148,18 @@ class Trial:
         }
         return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
-    def train_config(self, run_dir: str | Path | None = None):
-        """The run's :class:`fidec.training.config.TrainConfig` (raises ``ConfigError`` when invalid)."""
-        import dataclasses
+    def train_config(self, run_dir: str | Path | None = None) -> TrainConfig:
+        """The run's config (raises ``ConfigError`` when invalid).
 
-        from fidec.training.config import make_train_config
-
+        Packed seeds run vmapped or one after another as the run's ``vmap_seeds`` says: fidec's rule for
+        the backend (:func:`fidec.training.seeds.vmap_by_default`) unless the spec sets ``vmap_seeds``.
+        """
         config = make_train_config(
             agent=self.agent, env=self.task, scale=self.scale, presets=self.presets, overrides=self.overrides
         )
         return dataclasses.replace(
             config,
             seeds=tuple(self.seeds),
-            vmap_seeds=len(self.seeds) > 1,
             run_dir=None if run_dir is None else str(run_dir),
             progress=False,
         )
@@ -142,22 +167,87 @@ class Trial:
 
 @dataclass(frozen=True)
 class SweepSpec:
-    """A validated sweep spec.  ``tasks`` holds the explicit tasks followed by the suites' (no duplicates)."""
+    """A sweep: agent variants x grid points x tasks x seeds, written to one output folder.
 
-    name: str
-    out_dir: Path
+    Attributes:
+        agents: agent names, or tables {name, label, presets, overrides} for variants of an agent.
+        out_dir: the sweep's folder (manifest, run directories, logs); default runs/sweeps/<name>.
+        name: the sweep's name (default: the spec file's name).
+        tasks: task names (OGBench single-task or D4RL).
+        suites: named suites of tasks (ogbench-state-50, ogbench-pixel-5, d4rl-antmaze-6, d4rl-adroit-12,
+            offline-to-online-5, local-tiny), run after the tasks.
+        seeds: the seeds (or a count: 3 = seeds 0, 1, 2).
+        pack_seeds: one trial per variant and task trains all its seeds in one process, vmapped or one
+            after another as vmap_seeds says (default: fidec's rule for the backend).
+        scale: tiny, cpu or paper: steps, intervals and network sizes (default: cpu).
+        presets: named agent presets for every variant (see fidec presets).
+        train: dotted run settings for every trial (see fidec train --help).
+        overrides: dotted run settings for every trial, applied after train.
+        grid: dotted key -> list of values; every combination is its own variant.
+        resources: what one trial reserves on a Ray node.
+        max_retries: times a failed trial is tried again before it is reported.
+    """
+
     agents: tuple[AgentVariant, ...]
-    tasks: tuple[str, ...]
-    seeds: tuple[int, ...]
+    out_dir: Path
+    name: str = "sweep"
+    tasks: tuple[str, ...] = ()
+    suites: tuple[str, ...] = ()
+    seeds: tuple[int, ...] = (0,)
     pack_seeds: bool = False
     scale: str | None = None
     presets: tuple[str, ...] = ()
-    train: Mapping[str, Any] = field(default_factory=dict)
-    overrides: Mapping[str, Any] = field(default_factory=dict)
-    grid: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    train: DottedKeys = field(default_factory=dict)
+    overrides: DottedKeys = field(default_factory=dict)
+    grid: DottedKeys = field(default_factory=dict)
     resources: Resources = field(default_factory=Resources)
     max_retries: int = 1
-    suites: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.agents:
+            raise ConfigError("agents is empty: name at least one agent")
+        labels = [v.label for v in self.agents]
+        duplicates = sorted({label for label in labels if labels.count(label) > 1})
+        if duplicates:
+            raise ConfigError(
+                f"agents {duplicates} appear more than once with the same label; give each variant a "
+                'distinct \'label\', e.g. {name = "fd", label = "fd-velocity", overrides = {...}}'
+            )
+        for i, task in enumerate(self.tasks):
+            try:
+                parse_task(task)
+            except ValueError as exc:
+                raise ConfigError(f"tasks[{i}]: {exc}") from None
+        for suite in self.suites:
+            if suite not in SUITES:
+                hint = did_you_mean(suite, SUITES)
+                raise ConfigError(f"suites: unknown suite {suite!r}{hint}; valid suites: {', '.join(SUITES)}")
+        if not self.all_tasks:
+            raise ConfigError(f"no tasks: give tasks (task names) and/or suites ({', '.join(SUITES)})")
+        if not self.seeds or any(s < 0 for s in self.seeds):
+            raise ConfigError(
+                f"seeds must be a count (3 = seeds 0, 1, 2) or integers >= 0, got {list(self.seeds)}"
+            )
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"seeds must be distinct, got {list(self.seeds)}")
+        if self.scale is not None and self.scale not in SCALES:
+            hint = did_you_mean(self.scale, SCALES)
+            raise ConfigError(f"unknown scale {self.scale!r}{hint}; valid scales: {', '.join(SCALES)}")
+        if self.max_retries < 0:
+            raise ConfigError(f"max_retries must be >= 0, got {self.max_retries}")
+        tables = {"train": self.train, "overrides": self.overrides, "grid": self.grid}
+        tables.update({f"agents[{i}].overrides": v.overrides for i, v in enumerate(self.agents)})
+        for where, table in tables.items():
+            _check_override_keys(table, where)
+        for key, values in self.grid.items():
+            if not isinstance(values, list | tuple) or not values:
+                raise ConfigError(f"grid: {key!r} must be a non-empty list of values, got {values!r}")
+
+    @property
+    def all_tasks(self) -> tuple[str, ...]:
+        """The explicit tasks followed by the suites' tasks, each once."""
+        names = list(self.tasks) + [task for suite in self.suites for task in SUITES[suite]]
+        return tuple(dict.fromkeys(names))
 
     def trials(self) -> list[Trial]:
         """Every trial, in a fixed order: variant, grid point, task, seed."""
@@ -167,7 +257,7 @@ class SweepSpec:
             for point in grid_points(self.grid):
                 label = variant.label + grid_tag(point)
                 overrides = {**self.train, **self.overrides, **variant.overrides, **point}
-                for task in self.tasks:
+                for task in self.all_tasks:
                     for seeds in seed_groups:
                         trials.append(
                             Trial(
@@ -185,7 +275,7 @@ class SweepSpec:
         return trials
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON form (recorded in the manifest)."""
+        """Plain-JSON form (recorded in the manifest; ``tasks`` lists the suites' tasks too)."""
         return {
             "name": self.name,
             "out_dir": str(self.out_dir),
@@ -198,7 +288,7 @@ class SweepSpec:
                 }
                 for a in self.agents
             ],
-            "tasks": list(self.tasks),
+            "tasks": list(self.all_tasks),
             "suites": list(self.suites),
             "seeds": list(self.seeds),
             "pack_seeds": self.pack_seeds,
@@ -212,7 +302,20 @@ class SweepSpec:
         }
 
 
-# -- trial naming ---------------------------------------------------------------------------------------
+def _check_override_keys(table: Mapping[str, Any], where: str) -> None:
+    """Every key is a run setting that a spec may set (not one the sweep sets from its own keys)."""
+    valid = config_keys()
+    for key in table:
+        head = key.split(".")[0]
+        if head in SWEEP_OWNED_KEYS:
+            raise ConfigError(
+                f"{where}: {key!r} is set by the sweep from {SWEEP_OWNED_KEYS[head]!r}, not by an override"
+            )
+        if key not in valid:
+            raise ConfigError(f"{where}: {unknown_key_error(key, valid)}")
+
+
+# -- trial naming (the ids are recorded in manifests: keep them stable) ---------------------------------
 
 
 def grid_points(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
@@ -232,7 +335,8 @@ def _format_value(value: Any) -> str:
 
 
 def grid_tag(point: Mapping[str, Any]) -> str:
-    """'+alpha=10+t_eps=0.9' for {'agent.alpha': 10, 'agent.fisher.t_eps': 0.9} (last key part when unique)."""
+    """'+alpha=10+t_eps=0.9' for {'agent.alpha': 10, 'agent.fisher.t_eps': 0.9} (the key's last part when
+    unique)."""
     tails = [key.split(".")[-1] for key in point]
     parts = []
     for key, tail in zip(point, tails, strict=True):
@@ -261,7 +365,7 @@ def load_spec(
     if not path.is_file():
         raise SpecError(f"sweep spec {str(path)!r} does not exist (expected a .toml or .yaml file)")
     raw = _read_table(path)
-    if out_dir is not None:
+    if out_dir is not None and isinstance(raw, Mapping):
         raw = {**raw, "out_dir": str(out_dir)}
     try:
         return parse_spec(raw, validate_configs=validate_configs, default_name=path.stem)
@@ -271,20 +375,22 @@ def load_spec(
 
 def _read_table(path: Path) -> Any:
     suffix = path.suffix.lower()
-    text = path.read_text()
+    if suffix not in (".toml", ".yaml", ".yml"):
+        raise SpecError(f"sweep spec {str(path)!r}: unknown file type {suffix!r}; use .toml, .yaml or .yml")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"sweep spec {str(path)!r} cannot be read ({exc}); give a text file") from None
     if suffix == ".toml":
         try:
             return tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise SpecError(f"sweep spec {str(path)!r} is not valid TOML: {exc}") from None
-    if suffix in (".yaml", ".yml"):
-        import yaml
-
-        try:
-            return yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise SpecError(f"sweep spec {str(path)!r} is not valid YAML: {exc}") from None
-    raise SpecError(f"sweep spec {str(path)!r}: unknown file type {suffix!r}; use .toml, .yaml or .yml")
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        message = " ".join(str(exc).split())
+        raise SpecError(f"sweep spec {str(path)!r} is not valid YAML: {message}") from None
 
 
 def parse_spec(
@@ -292,28 +398,33 @@ def parse_spec(
 ) -> SweepSpec:
     """Validate a spec given as a mapping (the parsed file) and return a :class:`SweepSpec`."""
     if not isinstance(raw, Mapping):
-        raise SpecError(f"a spec is a table of keys ({', '.join(SPEC_KEYS)}), got {type(raw).__name__}")
-    _check_keys(raw, SPEC_KEYS, "spec")
-    name = str(raw.get("name", default_name))
-    spec = SweepSpec(
-        name=name,
-        out_dir=Path(str(raw.get("out_dir", f"runs/sweeps/{name}"))).expanduser(),
-        agents=_parse_agents(raw.get("agents")),
-        tasks=_parse_tasks(raw.get("tasks", []), raw.get("suites", [])),
-        suites=tuple(_as_list(raw.get("suites", []), "suites")),
-        seeds=_parse_seeds(raw.get("seeds", [0])),
-        pack_seeds=_parse_bool(raw.get("pack_seeds", False), "pack_seeds"),
-        scale=_parse_scale(raw.get("scale")),
-        presets=tuple(str(p) for p in _as_list(raw.get("presets", []), "presets")),
-        train=_parse_overrides(raw.get("train", {}), "train"),
-        overrides=_parse_overrides(raw.get("overrides", {}), "overrides"),
-        grid=_parse_grid(raw.get("grid", {})),
-        resources=_parse_resources(raw.get("resources", {})),
-        max_retries=_parse_count(raw.get("max_retries", 1), "max_retries"),
-    )
+        keys = ", ".join(class_keys(SweepSpec))
+        raise SpecError(f"a spec is a table of keys ({keys}), got {type(raw).__name__}")
+    try:
+        spec = from_dict(SweepSpec, _expand_shorthands(raw, default_name))
+    except ConfigError as exc:
+        raise SpecError(str(exc)) from None
     if validate_configs:
         validate_trial_configs(spec)
     return spec
+
+
+def _expand_shorthands(raw: Mapping[str, Any], default_name: str) -> dict[str, Any]:
+    """An agent given by name is the table {name}; seeds given as a count N are 0..N-1; out_dir defaults to
+    runs/sweeps/<name>.  Everything else is read as written."""
+    table = {"name": default_name, **raw}
+    table.setdefault("out_dir", f"runs/sweeps/{table['name']}")
+    agents = table.get("agents")
+    if isinstance(agents, str | Mapping):
+        agents = [agents]
+    if isinstance(agents, list | tuple):
+        table["agents"] = [{"name": entry} if isinstance(entry, str) else entry for entry in agents]
+    seeds = table.get("seeds")
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise SpecError(f"seeds as a count must be >= 1, got {seeds}")
+        table["seeds"] = list(range(seeds))
+    return table
 
 
 def validate_trial_configs(spec: SweepSpec) -> None:
@@ -326,186 +437,12 @@ def validate_trial_configs(spec: SweepSpec) -> None:
         seen.add(key)
         try:
             trial.train_config()
-        except (ConfigError, ValueError) as exc:
+        except ValueError as exc:
             where = f"agent {trial.agent!r} (label {trial.label!r}) on task {trial.task!r}"
             raise SpecError(
                 f"{where}: {exc}. The run settings are built from scale, presets, [train], [overrides], "
                 f"the agent's overrides and [grid]."
             ) from None
-
-
-def _close(name: str, choices: Sequence[str]) -> str:
-    close = difflib.get_close_matches(name, list(choices), n=2)
-    return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-
-
-def _check_keys(table: Mapping[str, Any], valid: Sequence[str], where: str) -> None:
-    for key in table:
-        if key not in valid:
-            raise SpecError(
-                f"unknown key {key!r} in {where}.{_close(key, valid)} Valid keys: {', '.join(valid)}"
-            )
-
-
-def _as_list(value: Any, key: str) -> list:
-    if isinstance(value, str):
-        return [value]
-    if not isinstance(value, list | tuple):
-        raise SpecError(f"{key!r} must be a list, got {value!r}")
-    return list(value)
-
-
-def _parse_bool(value: Any, key: str) -> bool:
-    if not isinstance(value, bool):
-        raise SpecError(f"{key!r} must be true or false, got {value!r}")
-    return value
-
-
-def _parse_count(value: Any, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise SpecError(f"{key!r} must be an integer >= 0, got {value!r}")
-    return value
-
-
-def _parse_agents(value: Any) -> tuple[AgentVariant, ...]:
-    valid = agent_names()
-    if value is None:
-        raise SpecError(
-            f"'agents' is required: a list of agent names ({', '.join(valid)}) or tables {{name, label, overrides}}"
-        )
-    variants = []
-    for i, entry in enumerate(_as_list(value, "agents")):
-        where = f"agents[{i}]"
-        if isinstance(entry, str):
-            entry = {"name": entry}
-        if not isinstance(entry, Mapping):
-            raise SpecError(
-                f"{where} must be an agent name or a table {{name, label, overrides}}, got {entry!r}"
-            )
-        _check_keys(entry, AGENT_KEYS, where)
-        name = entry.get("name")
-        if name not in valid:
-            raise SpecError(
-                f"{where}: unknown agent {name!r}.{_close(str(name), valid)} Available agents: {', '.join(valid)}"
-            )
-        label = str(entry.get("label", name))
-        if _SAFE_CHARS.search(label) or "__" in label:
-            raise SpecError(f"{where}: label {label!r} may hold only letters, digits and . _ = + - (no '__')")
-        overrides = _parse_overrides(entry.get("overrides", {}), f"{where}.overrides")
-        presets = tuple(str(p) for p in _as_list(entry.get("presets", []), f"{where}.presets"))
-        variants.append(AgentVariant(name=name, label=label, overrides=overrides, presets=presets))
-    if not variants:
-        raise SpecError("'agents' is empty: name at least one agent")
-    labels = [v.label for v in variants]
-    duplicates = sorted({label for label in labels if labels.count(label) > 1})
-    if duplicates:
-        raise SpecError(
-            f"agents {duplicates} appear more than once with the same label; give each variant a distinct "
-            '\'label\', e.g. {name = "fd", label = "fd-velocity", overrides = {...}}'
-        )
-    return tuple(variants)
-
-
-def _parse_tasks(tasks: Any, suites: Any) -> tuple[str, ...]:
-    names: list[str] = []
-    for task in _as_list(tasks, "tasks"):
-        try:
-            names.append(parse_task(str(task)).name)
-        except UnknownTaskError as exc:
-            raise SpecError(f"tasks: {exc}") from None
-    for suite in _as_list(suites, "suites"):
-        try:
-            names.extend(suite_tasks(str(suite)))
-        except UnknownTaskError:
-            raise SpecError(
-                f"suites: unknown suite {suite!r}.{_close(str(suite), list(SUITES))} Valid suites: {', '.join(SUITES)}"
-            ) from None
-    if not names:
-        raise SpecError(f"no tasks: give 'tasks' (task names) and/or 'suites' ({', '.join(SUITES)})")
-    return tuple(dict.fromkeys(names))
-
-
-def _parse_seeds(value: Any) -> tuple[int, ...]:
-    if isinstance(value, int) and not isinstance(value, bool):
-        if value < 1:
-            raise SpecError(f"'seeds' as a count must be >= 1, got {value}")
-        return tuple(range(value))
-    seeds = _as_list(value, "seeds")
-    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
-        raise SpecError(
-            f"'seeds' must be a count (3 = seeds 0, 1, 2) or a list of integers >= 0, got {value!r}"
-        )
-    if len(set(seeds)) != len(seeds):
-        raise SpecError(f"'seeds' must be distinct, got {seeds}")
-    return tuple(seeds)
-
-
-def _parse_scale(value: Any) -> str | None:
-    if value is None:
-        return None
-    from fidec.training.config import SCALES
-
-    if value not in SCALES:
-        raise SpecError(
-            f"unknown scale {value!r}.{_close(str(value), list(SCALES))} Valid scales: {', '.join(SCALES)}"
-        )
-    return str(value)
-
-
-def _parse_overrides(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, Mapping):
-        raise SpecError(
-            f'{where!r} must be a table of dotted keys, e.g. {{"agent.alpha" = 3.0}}, got {value!r}'
-        )
-    from fidec.training.config import config_keys
-
-    flat = _flatten(value)
-    valid = config_keys()
-    for key in flat:
-        head = key.split(".")[0]
-        if head in SWEEP_OWNED_KEYS:
-            raise SpecError(
-                f"{where}: {key!r} is set by the sweep from {SWEEP_OWNED_KEYS[head]!r}, not by an override"
-            )
-        if key not in valid:
-            raise SpecError(
-                f"{where}: unknown config key {key!r}.{_close(key, valid)} Valid keys: {', '.join(valid)}"
-            )
-    return flat
-
-
-def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """YAML/TOML nested tables become dotted keys: {agent: {alpha: 3}} -> {'agent.alpha': 3}."""
-    flat: dict[str, Any] = {}
-    for key, value in table.items():
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def _parse_grid(value: Any) -> dict[str, tuple[Any, ...]]:
-    grid = _parse_overrides(value, "grid")
-    for key, values in grid.items():
-        if not isinstance(values, list | tuple) or not values:
-            raise SpecError(f"grid: {key!r} must be a non-empty list of values, got {values!r}")
-    return {key: tuple(values) for key, values in grid.items()}
-
-
-def _parse_resources(value: Any) -> Resources:
-    if not isinstance(value, Mapping):
-        raise SpecError(f"'resources' must be a table {{cpus, gpus}}, got {value!r}")
-    _check_keys(value, RESOURCE_KEYS, "resources")
-    cpus, gpus = value.get("cpus", 1), value.get("gpus", 0)
-    for key, number in (("cpus", cpus), ("gpus", gpus)):
-        if isinstance(number, bool) or not isinstance(number, int | float) or not math.isfinite(number):
-            raise SpecError(f"resources.{key} must be a number, got {number!r}")
-    if cpus <= 0:
-        raise SpecError(f"resources.cpus must be > 0, got {cpus}")
-    if gpus < 0 or (gpus > 1 and not float(gpus).is_integer()):
-        raise SpecError(f"resources.gpus must be a fraction in [0, 1] or a whole number of GPUs, got {gpus}")
-    return Resources(cpus=float(cpus), gpus=float(gpus))
 
 
 def _jsonable(value: Any) -> Any:
