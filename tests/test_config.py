@@ -129,12 +129,12 @@ def test_a_value_is_not_a_section_and_a_section_is_not_a_value():
     [
         ({"lr": "-1"}, "lr must be > 0"),
         ({"discount": 1.5}, "discount must lie in [0, 1]"),
-        ({"q_agg": "max"}, "q_agg must be 'mean' or 'min'"),
-        ({"action_mode": "greedy"}, "action_mode must be one of"),
+        ({"q_agg": "max"}, "q_agg: 'max' is not one of"),
+        ({"action_mode": "greedy"}, "action_mode: 'greedy' is not one of"),
         ({"fisher.t_eps": 1.0}, "fisher.t_eps must lie in (0, 1)"),
         ({"fisher.t_eps_max": 0.5}, "fisher.t_eps_max must lie in [t_eps, 1)"),
-        ({"fisher.source": "replay"}, "fisher.source must be 'flow' or 'dataset'"),
-        ({"network.activation": "swish"}, "network.activation must be one of"),
+        ({"fisher.source": "replay"}, "fisher.source: 'replay' is not one of"),
+        ({"network.activation": "swish"}, "network.activation: 'swish' is not one of"),
         ({"network.actor_hidden": "[]"}, "hidden sizes must be non-empty"),
     ],
 )

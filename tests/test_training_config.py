@@ -78,7 +78,7 @@ def test_round_trip_through_json_dict():
         ({"overrides": {"env": "x"}}, "--env"),
         ({"overrides": {"eval_interval": 130}}, "multiple of log_interval"),
         ({"overrides": {"seeds": "1,1"}}, "distinct"),
-        ({"overrides": {"eval_action_mode": "greedy"}}, "eval_action_mode must be one of"),
+        ({"overrides": {"eval_action_mode": "greedy"}}, "eval_action_mode: cannot read .greedy."),
         ({"overrides": {"steps": 0, "online_steps": 0}}, "nothing to train"),
     ],
 )
@@ -91,11 +91,38 @@ def test_split_presets_and_config_listing():
     assert split_presets(["paper", "official-grid"]) == ("paper", ("official-grid",))
     keys = config_keys()
     assert "agent.fisher.t_eps" in keys and "steps" in keys and "env" not in keys
-    rows = {key: (type_name, value) for key, type_name, value in describe_config(TrainConfig())}
-    assert rows["steps"] == ("int", repr(TrainConfig().steps))
+    rows = {key: (type_name, value) for key, type_name, value, _ in describe_config(TrainConfig())}
+    assert rows["steps"] == ("int", str(TrainConfig().steps))
     assert "agent.network.actor_hidden" in rows
 
 
 def test_consistency_check_runs_on_direct_construction():
     with pytest.raises(ConfigError, match="multiple of log_interval"):
         check_consistency(TrainConfig(log_interval=300, eval_interval=1000))
+
+
+def test_show_config_lists_only_settable_keys_with_allowed_values_and_descriptions():
+    from fidec.training.config import PRESET_KEYS, TrainConfig, describe_config, make_train_config
+
+    rows = describe_config(TrainConfig())
+    keys = [key for key, _, _, _ in rows]
+    assert not set(PRESET_KEYS) & set(keys)  # agent/env/scale/presets are --agent/--env/--preset, not --set
+    assert all(description for _, _, _, description in rows), "every key says what it is"
+    types = dict((key, type_text) for key, type_text, _, _ in rows)
+    assert types["agent.q_agg"] == "'mean' | 'min'"
+    assert types["wandb_mode"] == "'offline' | 'online' | 'disabled'"
+    assert types["agent.fisher.t_eps_max"] == "float | None"
+    # Every value is shown as --set reads it: setting every key to its shown value changes nothing.
+    shown = {key: value for key, _, value, _ in rows}
+    assert make_train_config(overrides=shown) == make_train_config()
+
+
+def test_show_config_prints_brackets_literally():
+    from typer.testing import CliRunner
+
+    from fidec.cli import app
+
+    result = CliRunner().invoke(app, ["train", "--show-config"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0
+    assert "[0.85, 0.90]" in result.output  # a description with brackets is not eaten as markup
+    assert "agent_name" not in result.output

@@ -266,9 +266,22 @@ def _coerce_tuple(value: Any, args: tuple, key: str) -> tuple:
     return tuple(coerce(v, element, key) for v in value)
 
 
+def format_value(value: Any) -> str:
+    """The text that ``--set KEY=...`` reads back as ``value``: 256,256 for a tuple, none, true/false."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple | list):
+        return ",".join(format_value(v) for v in value) if value else "[]"
+    return str(value)
+
+
 def _split_list(text: str, key: str) -> list[Any]:
-    """'64,64' or '[64, 64]' (JSON, or plain words inside brackets: '[1, inf]') as a list of items."""
+    """'64,64', '[64, 64]' (JSON, or plain words inside brackets: '[1, inf]') or '(64, 64)' as a list."""
     text = text.strip()
+    if text.startswith("(") and text.endswith(")"):
+        text = text[1:-1]
     if text.startswith("["):
         try:
             parsed = json.loads(text)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import flax.linen as nn
 import jax
@@ -30,7 +31,7 @@ class EncoderConfig:
     """Pixel pipeline settings (ignored when ``name == "none"``).
 
     Attributes:
-        name: one of ``ENCODERS``.
+        name: the pixel encoder ("none": observations are state vectors).
         frame_stack: frames stacked on the channel axis, oldest first (never across an episode start).
         augment_prob: probability p that a batch is randomly shifted in an update (FQL's ``p_aug``).
         augment_per_sample: draw the shift-or-not coin per sample instead of once per batch (FQL's rule).
@@ -40,10 +41,11 @@ class EncoderConfig:
         mlp_hidden: dense layers after the convolutions (the last width is the feature size).
         layer_norm: LayerNorm after the convolutions and after each dense layer's activation (FQL's
             ``impala_small`` has none).
-        tiny_channels / tiny_features: the tiny CNN's conv channels and feature size.
+        tiny_channels: the tiny CNN's conv channels.
+        tiny_features: the tiny CNN's feature size.
     """
 
-    name: str = "none"
+    name: Literal["none", "impala", "tiny"] = "none"
     frame_stack: int = 3
     augment_prob: float = 0.5
     augment_per_sample: bool = False

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -50,7 +51,7 @@ class FisherConfig:
     damping: float = 1e-3
     normalize: bool = True
     norm_eps: float = 1e-6
-    source: str = "flow"
+    source: Literal["flow", "dataset"] = "flow"
     reuse_base_sample: bool = False
 
     def __post_init__(self) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import flax.linen as nn
 import jax
@@ -34,8 +35,9 @@ class NetworkConfig:
     Attributes:
         actor_hidden: hidden widths of the flow, residual and one-step policy.
         critic_hidden: hidden widths of each critic.
-        activation: one of ``ACTIVATIONS``.
-        actor_layer_norm / critic_layer_norm: LayerNorm after every hidden layer's activation.
+        activation: the hidden layers' activation.
+        actor_layer_norm: LayerNorm after every hidden layer's activation in the actor networks.
+        critic_layer_norm: LayerNorm after every hidden layer's activation in the critics.
         num_critics: size of the Q ensemble.
         time_embedding: "raw" (t concatenated) or "fourier".
         residual_init_scale: scale of the residual's last layer at init; 1.0 is the official code's plain
@@ -44,11 +46,11 @@ class NetworkConfig:
 
     actor_hidden: tuple[int, ...] = (512, 512, 512, 512)
     critic_hidden: tuple[int, ...] = (512, 512, 512, 512)
-    activation: str = "gelu"
+    activation: Literal["gelu", "relu", "silu", "tanh", "elu"] = "gelu"
     actor_layer_norm: bool = False
     critic_layer_norm: bool = True
     num_critics: int = 2
-    time_embedding: str = "raw"
+    time_embedding: Literal["raw", "fourier"] = "raw"
     residual_init_scale: float = 1.0
 
     def __post_init__(self) -> None:

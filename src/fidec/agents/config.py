@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from fidec.config import check_finite_fields
 from fidec.encoders import EncoderConfig
@@ -57,7 +58,7 @@ class AgentConfig:
     batch_size: int = 256
     discount: float = 0.99
     tau: float = 0.005
-    q_agg: str = "mean"
+    q_agg: Literal["mean", "min"] = "mean"
     flow_steps: int = 10
     alpha: float = 10.0
     lagrange: bool = True
@@ -67,10 +68,10 @@ class AgentConfig:
     clip_flow_actions: bool = True
     jacobian_weight: float = 0.0
     jacobian_probes: int = 1
-    jacobian_form: str = "sym"
-    action_mode: str = "onestep"
+    jacobian_form: Literal["sym", "trace"] = "sym"
+    action_mode: Literal["onestep", "best_of_n", "iterative"] = "onestep"
     num_action_samples: int = 10
-    best_of_n_rank: str = "base"
+    best_of_n_rank: Literal["base", "refined"] = "base"
     refine_iterations: int = 5
 
     def __post_init__(self) -> None:

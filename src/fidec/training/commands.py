@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from fidec.errors import EXIT_FAILURE, EXIT_INTERRUPTED, UserError, fail
@@ -43,13 +44,15 @@ def parse_assignments(assignments: list[str]) -> dict[str, str]:
 
 
 def _print_config(config) -> None:
-
-    table = Table(title=f"resolved config ({config.agent_name} on {config.env}, scale {config.scale})")
+    table = Table(
+        title=f"resolved config ({config.agent_name} on {config.env}, scale {config.scale}): every key --set takes"
+    )
     table.add_column("key (--set KEY=VALUE)", no_wrap=True)  # keys stay whole: they are typed back in
-    table.add_column("type", overflow="fold")
+    table.add_column("type / allowed values", overflow="fold")
     table.add_column("value", overflow="fold")
-    for key, type_name, value in describe_config(config):
-        table.add_row(key, type_name, value)
+    table.add_column("what it is", overflow="fold")
+    for row in describe_config(config):
+        table.add_row(*(escape(cell) for cell in row))  # values and texts hold [brackets], not markup
     Console().print(table)
 
 

@@ -15,13 +15,22 @@ environment (constructing ``TrainConfig(env=...)`` directly keeps the agent conf
 from __future__ import annotations
 
 import dataclasses
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from fidec.agents import agent_names
 from fidec.agents.config import ACTION_MODES, AgentConfig
-from fidec.config import ConfigError, all_keys, apply_overrides, check_finite_fields
+from fidec.config import (
+    ConfigError,
+    all_keys,
+    apply_overrides,
+    check_finite_fields,
+    field_descriptions,
+    format_value,
+    type_name,
+)
 from fidec.presets import preset_names, resolve_agent_config
 
 DEFAULT_AGENT = "fd"
@@ -169,7 +178,7 @@ class TrainConfig:
     dataset_dir: str | None = None
     generate_dataset: bool = True
     dataset_episodes: int | None = field(default_factory=lambda: _main_job("dataset_episodes"))
-    action_policy: str = "refuse"
+    action_policy: Literal["refuse", "clip", "rescale"] = "refuse"
     action_clip_eps: float | None = 1e-5
     seeds: tuple[int, ...] = (0,)
     vmap_seeds: bool | None = None
@@ -180,7 +189,7 @@ class TrainConfig:
     save_interval: int = field(default_factory=lambda: _main_job("save_interval"))
     keep_checkpoints: int = 3
     eval_episodes: int = field(default_factory=lambda: _main_job("eval_episodes"))
-    eval_action_mode: str | None = None
+    eval_action_mode: Literal["onestep", "best_of_n", "iterative"] | None = None
     eval_num_envs: int | None = None
     replay_capacity: int = field(default_factory=lambda: _main_job("replay_capacity"))
     run_dir: str | None = None
@@ -188,7 +197,7 @@ class TrainConfig:
     tensorboard: bool = False
     wandb: bool = False
     wandb_project: str = "fidec"
-    wandb_mode: str = "offline"
+    wandb_mode: Literal["offline", "online", "disabled"] = "offline"
 
     def __post_init__(self) -> None:
         check_finite_fields(self)
@@ -317,22 +326,30 @@ def config_keys() -> list[str]:
     return [k for k in all_keys(TrainConfig()) if k not in PRESET_KEYS]
 
 
-def describe_config(config: TrainConfig) -> list[tuple[str, str, str]]:
-    """(dotted key, type, value) rows of a resolved config, in declaration order."""
-    rows: list[tuple[str, str, str]] = []
+def describe_config(config: TrainConfig) -> list[tuple[str, str, str, str]]:
+    """(dotted key, type or allowed values, value, one-line description) of every key ``--set`` accepts,
+    in declaration order (the keys that choose presets -- agent, env, scale, presets -- are left out:
+    they are ``--agent``, ``--env`` and ``--preset``)."""
+    rows: list[tuple[str, str, str, str]] = []
 
-    def walk(obj, prefix: str) -> None:
-        import typing
-
+    def walk(obj: Any, prefix: str) -> None:
         hints = typing.get_type_hints(type(obj))
+        descriptions = field_descriptions(type(obj))
         for f in dataclasses.fields(obj):
+            if not prefix and f.name in PRESET_KEYS:
+                continue
             value = getattr(obj, f.name)
             if dataclasses.is_dataclass(value):
                 walk(value, f"{prefix}{f.name}.")
             else:
-                annotation = hints[f.name]
-                type_name = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
-                rows.append((f"{prefix}{f.name}", type_name, repr(value)))
+                rows.append(
+                    (
+                        f"{prefix}{f.name}",
+                        type_name(hints[f.name]),
+                        format_value(value),
+                        descriptions.get(f.name, ""),
+                    )
+                )
 
     walk(config, "")
     return rows
