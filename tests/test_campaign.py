@@ -1,0 +1,135 @@
+"""A campaign of bad inputs through the real CLI: every one exits with code 2 and one clear line that names
+what is wrong, and no input file is changed.
+
+Run directories come from a short toy run (no MuJoCo); the dataset cases use small files written here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from fidec.cli import app
+from fidec.errors import EXIT_USER_ERROR
+from fidec.training import RunDir, make_train_config, train
+from fidec.training.toy import evaluate_toy, make_toy_env, toy_dataset
+
+TASK = "cube-single-play-singletask-task1-v0"
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("campaign") / "run"
+    config = make_train_config(
+        "fql",
+        "toy-point",
+        presets=["tiny"],
+        overrides={"run_dir": str(run_dir), "seeds": "0", "progress": False, "steps": 50},
+    )
+    train(config, dataset=toy_dataset(10), evaluator=evaluate_toy, env_factory=make_toy_env, console=False)
+    return run_dir
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
+
+
+def _fails(args: list[str], expected: str, tmp_path: Path | None = None) -> str:
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "300"})
+    output = result.output.strip()
+    assert result.exit_code == EXIT_USER_ERROR, f"`fidec {' '.join(args)}` exited {result.exit_code}:\n{output[-3000:]}"
+    assert "Traceback" not in output, output[-3000:]
+    lines = [line for line in output.splitlines() if line.strip()]
+    error_lines = [line for line in lines if line.startswith("error:")]
+    assert len(error_lines) == 1, f"expected one 'error:' line, got:\n{output[-3000:]}"
+    assert expected.lower() in error_lines[0].lower(), f"{expected!r} not in {error_lines[0]!r}"
+    return error_lines[0]
+
+
+CONFIG_CASES = [
+    (["train", "--env", "cube-singel-play-singletask-task1-v0", "--show-config"], "did you mean"),
+    (["train", "--set", "agent.lr=inf", "--show-config"], "finite"),
+    (["train", "--set", "agent.fisher.damping=nan", "--show-config"], "finite"),
+    (["train", "--set", "agent.nosuch=1", "--show-config"], "did you mean"),
+    (["train", "--set", "agent.fisher.t_esp=0.9", "--show-config"], "agent.fisher.t_eps"),
+    (["train", "--set", "agent.q_agg=max", "--show-config"], "not one of"),
+    (["train", "--set", "agent.lr", "--show-config"], "KEY=VALUE"),
+    (["train", "--seeds", "0,0", "--show-config"], "distinct"),
+    (["train", "--seeds", "0,-1", "--show-config"], "seeds must be >= 0"),
+    (["train", "--preset", "officail", "--show-config"], "unknown preset"),
+    (["train", "--preset", "tiny", "--preset", "paper", "--show-config"], "at most one scale"),
+    (["train", "--agent", "sac", "--show-config"], "unknown agent"),
+    (["train", "--steps", "0", "--show-config"], "nothing to train"),
+    (["train", "--set", "eval_interval=333", "--show-config"], "multiple of log_interval"),
+    (["train", "--agent", "fql", "--action-mode", "iterative", "--show-config"], "action mode"),
+    (["train", "--set", "action_policy=fix", "--show-config"], "not one of"),
+]
+
+
+@pytest.mark.parametrize(("args", "expected"), CONFIG_CASES, ids=[" ".join(a[1:3]) for a, _ in CONFIG_CASES])
+def test_bad_settings_are_one_line_errors(args, expected):
+    _fails(args, expected)
+
+
+def test_bad_run_directories(toy_run, tmp_path):
+    before = _digest(toy_run)
+    _fails(["train", "--resume", str(tmp_path / "nowhere")], "does not exist")
+    (tmp_path / "empty").mkdir()
+    _fails(["train", "--resume", str(tmp_path / "empty")], "not a fidec run directory")
+    _fails(["train", "--resume", str(toy_run), "--run-dir", str(tmp_path / "y")], "drop --run-dir")
+    _fails(["train", "--resume", str(toy_run), "--set", "agent.lr=1e-3"], "cannot change")
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "keep.txt").write_text("mine")
+    _fails(["train", "--env", TASK, "--run-dir", str(notes), "--no-generate-dataset"], "not empty")
+    assert (notes / "keep.txt").read_text() == "mine"
+    _fails(["eval", str(toy_run), "--action-mode", "iterative"], "action modes")
+    _fails(["diagnose", "kl", "--run-dir", str(toy_run)], "residual")
+    with RunDir(toy_run).lock():
+        _fails(["train", "--resume", str(toy_run), "--set", "steps=100"], "another fidec process is using the run")
+    assert _digest(toy_run) == before
+
+
+def test_damaged_run_records_are_named(toy_run, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(toy_run, copy)
+    config = copy / "config.json"
+    config.write_text(config.read_text()[:50])
+    line = _fails(["train", "--resume", str(copy)], "config.json")
+    assert "not valid JSON" in line
+    damaged = tmp_path / "no-checkpoints"
+    shutil.copytree(toy_run, damaged)
+    for folder in (damaged / "checkpoints").glob("step_*"):
+        shutil.rmtree(folder)
+    _fails(["eval", str(damaged)], "no usable checkpoint")
+
+
+def test_bad_datasets(tmp_path):
+    missing = tmp_path / "missing.npz"
+    _fails(["train", "--env", TASK, "--dataset", str(missing), "--run-dir", str(tmp_path / "a")], "missing.npz")
+    assert not (tmp_path / "a" / "checkpoints").exists() or not list((tmp_path / "a" / "checkpoints").iterdir())
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, observations=np.zeros((10, 28), np.float32))
+    before = bad.read_bytes()
+    _fails(["data", "info", str(bad)], "actions")
+    assert bad.read_bytes() == before
+
+
+def test_bad_sweep_and_report_inputs(tmp_path):
+    spec = tmp_path / "spec.toml"
+    spec.write_text('name = "x"\nagents = ["fd"]\ntasks = ["cube-single-play-singletask-task1-v0"]\nseeds = [0]\nsteeps = 3\n')
+    _fails(["sweep", str(spec), "--dry-run"], "steeps")
+    _fails(["sweep", str(tmp_path / "none.toml"), "--dry-run"], "none.toml")
+    _fails(["report", str(tmp_path / "nothing-here")], "does not exist")
+    out_file = tmp_path / "out-is-a-file"
+    out_file.write_text("x")
+    _fails(["report", str(tmp_path), "--out", str(out_file)], "is a file")
