@@ -94,7 +94,7 @@ def test_info_reports_nan_values(tmp_path):
     assert info["file"]["episodes"] == 2  # a timeout closes the first episode
     assert "NaN/inf" in info["load_error"] and "train" not in info
     result = runner.invoke(app, ["info", str(path)])
-    assert result.exit_code == 1 and "Cannot be loaded" in result.output
+    assert result.exit_code == 2 and "cannot be loaded as a dataset" in result.output
 
 
 def test_episode_lengths():

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from fidec.data import DatasetError, DatasetNotFoundError, load_dataset
+from fidec.data.dataset import validate_transitions
 from fidec.data.generate import generate
 from fidec.data.npz import check_ogbench_layout, read_npz
-from fidec.data.validate import check_action_range, validate_transitions
+from fidec.data.validate import check_action_range
 
 TASK = "cube-single-play-singletask-task1-v0"
 
@@ -51,7 +52,8 @@ def test_missing_file_names_the_expected_path_and_how_to_get_it(tmp_path):
         load_dataset(TASK, dataset_dir=tmp_path)
     message = str(error.value)
     assert str(tmp_path / "cube-single-play-v0.npz") in message
-    assert "download_datasets" in message and "fidec data generate --env cube-single-play-v0" in message
+    assert "download_datasets" in message and "fidec data generate cube-single-play-v0" in message
+    assert f"fidec data download {TASK}" in message
 
 
 def test_missing_keys(tmp_path):
@@ -111,7 +113,7 @@ def test_nan_values_and_out_of_range_actions(tmp_path, tiny_ogbench):
     wide = dict(arrays, actions=arrays["actions"].copy())
     wide["actions"][0, 0] = 1.5
     path = write_pair(tmp_path / "wide", wide, val_arrays)
-    with pytest.raises(DatasetError, match=r"actions must lie in \[-1, 1\].*action_policy='clip'"):
+    with pytest.raises(DatasetError, match=r"actions must lie in \[-1, 1\].*`--set action_policy=clip`"):
         load_dataset(TASK, dataset_path=path)
     train, _ = load_dataset(TASK, dataset_path=path, action_policy="clip")
     assert train.actions.max() <= 1.0

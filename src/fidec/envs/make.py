@@ -20,6 +20,7 @@ from typing import Any
 import gymnasium
 import numpy as np
 
+from fidec.envs.observations import flatten_observation
 from fidec.envs.registry import TaskSpec, parse_task
 
 R, G = "r", "g"
@@ -66,14 +67,11 @@ ADROIT_HORIZONS = {"pen": 100, "door": 200, "hammer": 200, "relocate": 200}
 
 
 class Float32Observation(gymnasium.ObservationWrapper):
-    """Observations as float32 vectors; Dict observations flattened as in :func:`fidec.data.d4rl.flatten_observation`."""
+    """Observations as float32 vectors; Dict observations flattened by :func:`fidec.envs.observations.flatten_observation`."""
 
     def __init__(self, env: gymnasium.Env):
         super().__init__(env)
-        from fidec.data.d4rl import flatten_observation
-
-        self._flatten = flatten_observation
-        sample = self._flatten(env.observation_space.sample())
+        sample = flatten_observation(env.observation_space.sample())
         if env.observation_space.dtype == np.uint8:
             self.observation_space = env.observation_space
         else:
@@ -82,7 +80,7 @@ class Float32Observation(gymnasium.ObservationWrapper):
             )
 
     def observation(self, observation):
-        flat = self._flatten(observation)
+        flat = flatten_observation(observation)
         return flat if flat.dtype == np.uint8 else flat.astype(np.float32)
 
 
