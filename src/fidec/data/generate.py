@@ -328,6 +328,15 @@ def _sidecar_path(train_path: Path) -> Path:
     return train_path.with_name(train_path.name[: -len(".npz")] + ".generation.json")
 
 
+def _read_sidecar(path: Path) -> dict:
+    """The generation record beside a dataset ({} when missing or unreadable: the dataset counts as stale)."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
 def generate(
     dataset_name: str = "cube-single-play-v0",
     num_episodes: int | None = None,
@@ -350,13 +359,14 @@ def generate(
     train_path, val_path = ogbench_files(directory, dataset_name)
     sidecar = _sidecar_path(train_path)
     if train_path.exists() and val_path.exists() and not overwrite:
-        recorded = json.loads(sidecar.read_text()) if sidecar.exists() else {}
+        recorded = _read_sidecar(sidecar)
         if recorded.get("fingerprint") == plan.fingerprint():
             return GenerationResult(train_path, val_path, int(recorded.get("steps", 0)), 0.0, cached=True)
-        raise GeneratedDatasetExistsError(
-            f"{train_path} already exists but was not generated with these settings ({dataclasses.asdict(plan)}). "
-            "Choose another --out directory, or pass overwrite=True (--overwrite) to replace it."
-        )
+        if out_dir:  # fidec's own cache is regenerated when stale (older format, other settings)
+            raise GeneratedDatasetExistsError(
+                f"{train_path} already exists but was not generated with these settings ({dataclasses.asdict(plan)}). "
+                "Choose another --out directory, or pass overwrite=True (--overwrite) to replace it."
+            )
 
     shard_dir = directory / f".{dataset_name}.parts-{plan.fingerprint()}"
     shard_dir.mkdir(parents=True, exist_ok=True)
@@ -434,7 +444,9 @@ def generate_dataset(
 
     ``num_episodes`` defaults to the official count; ``out_dir`` to the fidec cache
     (:func:`fidec.data.paths.generated_dataset_dir`). An existing output with the same settings is reused;
-    an interrupted run resumes from its finished chunks. ``max_episode_steps`` other than 1001 is for tests.
+    in the cache, one written by an older generator (:data:`GENERATION_FORMAT_VERSION`) or with other
+    settings is regenerated, elsewhere it is refused unless ``overwrite``. An interrupted run resumes from
+    its finished chunks. ``max_episode_steps`` other than 1001 is for tests.
     """
     result = generate(
         dataset_name,

@@ -55,9 +55,8 @@ def _ogbench_task_for_file(path: Path, task: str | None) -> str:
 
 def _not_a_dataset_folder(path: Path) -> DatasetError:
     """A folder that is not a Minari dataset: say what --dataset takes and what to pass instead."""
-    files = sorted(
-        p.name for p in path.iterdir() if p.suffix in DATASET_SUFFIXES and not p.name.startswith(".")
-    )
+    names = [p.name for p in path.iterdir() if p.suffix in DATASET_SUFFIXES and not p.name.startswith(".")]
+    files = sorted(names, key=lambda name: (name.endswith("-val.npz"), name))  # a training file first
     inside = (
         f"It holds {', '.join(files[:4])}{' ...' if len(files) > 4 else ''}: pass one file, e.g. "
         f"--dataset {path / files[0]}, or pass the folder as --dataset-dir {path} to load the task's "
