@@ -75,11 +75,10 @@ def generate_command(
             max_episode_steps=max_episode_steps,
             overwrite=overwrite,
         )
-    console = Console()
     if result.cached:
-        console.print(f"Already generated with these settings: {result.train_path}")
+        typer.echo(f"Already generated with these settings: {result.train_path}")
     else:
-        console.print(
+        typer.echo(
             f"Wrote {result.train_path} and {result.val_path}: {result.steps} steps in {result.seconds:.1f} s "
             f"({result.steps_per_second:.0f} transitions/s, {workers} worker(s))."
         )
@@ -106,14 +105,13 @@ def download_command(
     """Download an official dataset (opt-in; fidec never downloads on its own), verified and written atomically."""
     with user_errors():
         result = download(name, dataset_dir=dataset_dir, url=url, overwrite=overwrite)
-    console = Console()
     where = ", ".join(str(p) for p in result.paths)
     if result.already_present:
-        console.print(f"Already present: {where} (--overwrite downloads again).")
+        typer.echo(f"Already present: {where} (--overwrite downloads again).")
         return
-    console.print(f"Downloaded {result.name} to {where}; verified by {result.verified_by}.")
+    typer.echo(f"Downloaded {result.name} to {where}; verified by {result.verified_by}.")
     for file, digest in result.sha256.items():
-        console.print(f"  sha256 {digest}  {file}", highlight=False)
+        typer.echo(f"  sha256 {digest}  {file}")
 
 
 def _fmt(value: Any) -> str:

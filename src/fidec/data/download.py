@@ -13,8 +13,8 @@
   ``<url>/<id>/data/main_data.hdf5``, and is fetched by fidec.
 
 Checks, before a file gets its final name: the received size against ``Content-Length``; the SHA-256 of
-every file against ``<url>/SHA256SUMS`` when the source has one (``sha256sum`` output, paths relative to
-``<url>``; OGBench's server publishes none); OGBench ``.npz`` files: the CRC-32 of every array (the zip
+every file against ``<url>/SHA256SUMS`` when a mirror has one (``sha256sum`` output, paths relative to
+``<url>``; OGBench's own server publishes none and is not asked); OGBench ``.npz`` files: the CRC-32 of every array (the zip
 format's own checksum) and OGBench's layout; Minari: ``metadata.json`` parses and ``main_data.hdf5`` opens.
 """
 
@@ -118,41 +118,45 @@ def _join(base: str, relative: str) -> str:
     return f"{base.rstrip('/')}/{urllib.parse.quote(relative)}"
 
 
-def _open(url: str):
-    """The response for ``url``; failures as :class:`DownloadError` (HTTP errors keep their status)."""
+class _Missing(Exception):
+    """The source answered that the file does not exist (HTTP 403/404/410, or no such file://)."""
+
+
+def _open(url: str, missing_ok: bool = False):
+    """The response for ``url``; failures as :class:`DownloadError` (``_Missing`` when ``missing_ok``)."""
     try:
         return urllib.request.urlopen(url, timeout=TIMEOUT_S)
     except urllib.error.HTTPError as error:
         error.close()
+        if missing_ok and error.code in (403, 404, 410):
+            raise _Missing(url) from error
         raise DownloadError(
             f"{url}: HTTP {error.code} {error.reason}. Check the dataset name and the address "
             f"(--url, ${OGBENCH_URL_ENV} / ${MINARI_URL_ENV})."
         ) from error
-    except (urllib.error.URLError, OSError, ValueError) as error:
-        reason = getattr(error, "reason", error)
-        raise DownloadError(
-            f"cannot reach {url}: {reason}. Without network access, fetch the files on another machine and "
-            "copy them here, or give a reachable mirror with --url."
-        ) from error
+    except urllib.error.URLError as error:
+        if missing_ok and isinstance(error.reason, FileNotFoundError):
+            raise _Missing(url) from error
+        raise _unreachable(url, error.reason) from error
+    except (OSError, http.client.HTTPException, ValueError) as error:
+        raise _unreachable(url, f"{type(error).__name__}: {error}") from error
+
+
+def _unreachable(url: str, reason: object) -> DownloadError:
+    return DownloadError(
+        f"cannot reach {url}: {reason}. Without network access, fetch the files on another machine and "
+        "copy them here, or give a reachable mirror with --url."
+    )
 
 
 def read_checksums(base: str) -> dict[str, str] | None:
     """``{relative path: sha256}`` from ``<base>/SHA256SUMS``, or None when the source has no such file."""
     url = _join(base, CHECKSUM_FILE)
     try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
-            text = response.read().decode()
-    except urllib.error.HTTPError as error:
-        error.close()
-        if error.code in (403, 404, 410):
-            return None
-        raise DownloadError(
-            f"{url}: HTTP {error.code} {error.reason} while reading the checksums."
-        ) from error
-    except urllib.error.URLError as error:
-        if isinstance(error.reason, FileNotFoundError):  # a file:// mirror without SHA256SUMS
-            return None
-        raise DownloadError(f"cannot reach {url}: {error.reason}; check --url and the network.") from error
+        with _open(url, missing_ok=True) as response:
+            text = _read(response, url, 0, size=-1).decode(errors="replace")
+    except _Missing:
+        return None
     sums = {}
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -167,10 +171,10 @@ def read_checksums(base: str) -> dict[str, str] | None:
     return sums
 
 
-def _read(response, url: str, received: int) -> bytes:
-    """The next chunk of ``response``; a broken connection as :class:`DownloadError`."""
+def _read(response, url: str, received: int, size: int = CHUNK_BYTES) -> bytes:
+    """The next ``size`` bytes of ``response`` (all with -1); a broken connection as :class:`DownloadError`."""
     try:
-        return response.read(CHUNK_BYTES)
+        return response.read(size)
     except (OSError, http.client.HTTPException) as error:
         raise DownloadError(
             f"the transfer of {url} broke off after {received} bytes ({type(error).__name__}: {error}); "
@@ -272,7 +276,8 @@ def download_ogbench(
     paths = (train_path, val_path)
     if not overwrite and all(p.exists() for p in paths):
         return DownloadResult("ogbench", dataset_name, paths, already_present=True)
-    sums = read_checksums(base_url)
+    official = base_url.rstrip("/") == OGBENCH_DATASET_URL.rstrip("/")
+    sums = None if official else read_checksums(base_url)  # OGBench's server publishes no checksum file
     digests = {}
     for path in (val_path, train_path):  # the training file last: its presence marks a complete pair
         url = _join(base_url, path.name)
