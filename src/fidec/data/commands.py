@@ -48,6 +48,7 @@ def generate_command(
         None,
         help=f"OGBench dataset (or single-task) name, e.g. {DEFAULT_GENERATED} (the default).",
         show_default=False,
+        metavar="DATASET",
     ),
     env: str | None = typer.Option(None, "--env", help="The same as DATASET (kept for older scripts)."),
     episodes: int | None = typer.Option(
@@ -89,6 +90,7 @@ def download_command(
     name: str = typer.Argument(
         ...,
         help="OGBench task or dataset name (cube-single-play-v0), D4RL task (antmaze-umaze-v2) or Minari id.",
+        metavar="TASK_OR_DATASET",
     ),
     dataset_dir: Path | None = typer.Option(
         None, "--dataset-dir", help="Folder for OGBench files (default: $FIDEC_DATA_DIR or ~/.ogbench/data)."

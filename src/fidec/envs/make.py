@@ -22,6 +22,7 @@ import numpy as np
 
 from fidec.envs.observations import flatten_observation
 from fidec.envs.registry import TaskSpec, parse_task
+from fidec.errors import UserError
 
 R, G = "r", "g"
 # D4RL's evaluation mazes: umaze from D4RL's U_MAZE_TEST, medium/large from BIG_MAZE_TEST / HARDEST_MAZE_TEST.
@@ -66,6 +67,10 @@ ADROIT_ENV_IDS = {
 ADROIT_HORIZONS = {"pen": 100, "door": 200, "hammer": 200, "relocate": 200}
 
 
+class MissingDependencyError(UserError, ImportError):
+    """A task needs an optional package that is not installed; the message names the pip command."""
+
+
 class Float32Observation(gymnasium.ObservationWrapper):
     """Observations as float32 vectors; Dict observations flattened by :func:`fidec.envs.observations.flatten_observation`."""
 
@@ -88,8 +93,9 @@ def _gymnasium_robotics_env(spec: TaskSpec, render_mode: str | None) -> gymnasiu
     try:
         import gymnasium_robotics
     except ImportError as error:
-        raise ImportError(
-            f"{spec.name!r} needs gymnasium-robotics (AntMaze, Adroit): pip install 'fidec[d4rl]'."
+        raise MissingDependencyError(
+            f"{spec.name!r} needs gymnasium-robotics (AntMaze, Adroit), which is not installed: "
+            "pip install 'fidec[d4rl]'."
         ) from error
     gymnasium.register_envs(gymnasium_robotics)
     if spec.is_antmaze:
