@@ -98,7 +98,8 @@ def download_command(
     url: str | None = typer.Option(
         None,
         "--url",
-        help=f"Mirror to download from (default: ${OGBENCH_URL_ENV} / ${MINARI_URL_ENV}, else the official source).",
+        help=f"Mirror to download from (default: ${OGBENCH_URL_ENV} / ${MINARI_URL_ENV}, else the official "
+        "source).",
     ),
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Download again even if the files are present."

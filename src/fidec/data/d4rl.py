@@ -19,9 +19,10 @@ Reward and mask conventions (IQL / FQL practice):
   D4RL ``terminals`` do not end trajectories there; elsewhere a termination also ends the trajectory.
 - AntMaze observations from Gymnasium-Robotics (Dict spaces) are flattened to
   ``[achieved_goal (x, y), observation (27)]`` (:func:`fidec.envs.observations.flatten_observation`): 29
-  numbers, the same content as D4RL's qpos[:15] + qvel[:14]. Gymnasium-Robotics mazes are centred at the origin and their y axis is mirrored
-  relative to D4RL's, so policies trained on the original D4RL ``.hdf5`` AntMaze files do not transfer to
-  the Gymnasium-Robotics environments; data recorded in them (Minari's ``D4RL/antmaze/*``) do.
+  numbers, the same content as D4RL's qpos[:15] + qvel[:14]. Gymnasium-Robotics mazes are centred at the
+  origin and their y axis is mirrored relative to D4RL's, so policies trained on the original D4RL
+  ``.hdf5`` AntMaze files do not transfer to the Gymnasium-Robotics environments; data recorded in them
+  (Minari's ``D4RL/antmaze/*``) do.
 
 Normalised scores: :mod:`fidec.envs.scores`.
 """

@@ -92,7 +92,7 @@ class Dataset:
         return self
 
     def to_device(self) -> dict[str, jax.Array]:
-        """The :data:`BATCH_KEYS` arrays on the default JAX device, ready for :func:`fidec.data.sampling.sample_batch`."""
+        """The :data:`BATCH_KEYS` arrays on the default JAX device, for :func:`fidec.data.sample_batch`."""
         return {k: jnp.asarray(getattr(self, k)) for k in BATCH_KEYS}
 
     def take(self, indices: np.ndarray) -> Dataset:

@@ -1,7 +1,8 @@
 """``fidec data download``: official datasets fetched on request (never automatically), verified, atomic.
 
-- OGBench: the files and URL of ``ogbench.download_datasets`` (``ogbench/utils.py``: ``<DATASET_URL>/<name>.npz``
-  and ``<name>-val.npz``, ``DATASET_URL = https://rail.eecs.berkeley.edu/datasets/ogbench``), saved into
+- OGBench: the files and URL of ``ogbench.download_datasets`` (``ogbench/utils.py``:
+  ``<DATASET_URL>/<name>.npz`` and ``<name>-val.npz``, ``DATASET_URL =
+  https://rail.eecs.berkeley.edu/datasets/ogbench``), saved into
   the folder fidec loads from (``--dataset-dir``, ``$FIDEC_DATA_DIR`` or ``~/.ogbench/data``). fidec does
   the transfer itself, so that a file appears complete and verified or not at all (OGBench's own loop
   renames an unverified ``.tmp``). A mirror: ``--url`` or ``$FIDEC_OGBENCH_URL``, any ``http(s)://`` or
@@ -14,8 +15,9 @@
 
 Checks, before a file gets its final name: the received size against ``Content-Length``; the SHA-256 of
 every file against ``<url>/SHA256SUMS`` when a mirror has one (``sha256sum`` output, paths relative to
-``<url>``; OGBench's own server publishes none and is not asked); OGBench ``.npz`` files: the CRC-32 of every array (the zip
-format's own checksum) and OGBench's layout; Minari: ``metadata.json`` parses and ``main_data.hdf5`` opens.
+``<url>``; OGBench's own server publishes none and is not asked); for OGBench ``.npz`` files, the CRC-32
+of every array (the zip format's own checksum) and OGBench's layout; for Minari, ``metadata.json`` parses
+and ``main_data.hdf5`` opens.
 """
 
 from __future__ import annotations
@@ -226,8 +228,9 @@ def fetch(
             )
         if expected_sha256 is not None and digest.hexdigest() != expected_sha256:
             raise DownloadError(
-                f"{url}: SHA-256 {digest.hexdigest()} differs from {expected_sha256} in {CHECKSUM_FILE}: the file "
-                "is damaged or the mirror is out of date; nothing was saved. Run the command again or fix the mirror."
+                f"{url}: SHA-256 {digest.hexdigest()} differs from {expected_sha256} in {CHECKSUM_FILE}: the "
+                "file is damaged or the mirror is out of date; nothing was saved. Run the command again or fix "
+                "the mirror."
             )
         verify(temporary)
     return digest.hexdigest()

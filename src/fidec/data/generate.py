@@ -33,8 +33,9 @@ the random actions of ``noisy`` datasets (OGBench's ``action_space`` is a new ``
 seeding it would seed a throwaway object; a word of its own keeps the actions independent of the initial
 scene). So the output depends only on (seed, N), not on the number of workers or on interruptions; the
 validation episodes come from their own stream, so the validation set of a small dataset never lies inside
-the training set of a larger one with the same seed, and the first training episodes of every size agree. Episodes are produced in chunks, each written atomically as a shard
-in a hidden folder beside the output; a rerun skips finished shards. The final ``<name>.npz`` and
+the training set of a larger one with the same seed, and the first training episodes of every size agree.
+Episodes are produced in chunks, each written atomically as a shard in a hidden folder beside the output;
+a rerun skips finished shards. The final ``<name>.npz`` and
 ``<name>-val.npz`` are written to temporary files, fsynced and renamed, so a killed run never leaves a file
 under the final name. A JSON sidecar ``<name>.generation.json`` records the settings and the speed.
 """
@@ -280,7 +281,7 @@ def _environment_and_oracles(plan: GenerationPlan) -> tuple:
     """One environment per process and plan, reused across chunks."""
     key = (plan.env_id, plan.max_episode_steps, plan.dataset_type)
     if key not in _WORKER_ENVS:
-        configure_headless()  # a spawned worker starts without the parent's settings
+        configure_headless()  # MUJOCO_GL must be chosen before MuJoCo is first imported in this process
         import ogbench.manipspace  # noqa: F401  (registers the environments; builds MuJoCo models)
 
         env = gymnasium.make(
@@ -364,7 +365,8 @@ def generate(
             return GenerationResult(train_path, val_path, int(recorded.get("steps", 0)), 0.0, cached=True)
         if out_dir:  # fidec's own cache is regenerated when stale (older format, other settings)
             raise GeneratedDatasetExistsError(
-                f"{train_path} already exists but was not generated with these settings ({dataclasses.asdict(plan)}). "
+                f"{train_path} already exists but was not generated with these settings "
+                f"({dataclasses.asdict(plan)}). "
                 "Choose another --out directory, or pass overwrite=True (--overwrite) to replace it."
             )
 

@@ -151,7 +151,7 @@ def load_visual_file(
     action_policy: ActionPolicy = "refuse",
     frames_dir: str | os.PathLike | None = None,
 ) -> VisualDataset:
-    """One visual ``.npz`` in the official layout -> :class:`VisualDataset` (rewards from OGBench's relabelling)."""
+    """One visual ``.npz`` in the official layout -> :class:`VisualDataset` (rewards: OGBench's relabelling)."""
     path = Path(path)
     headers = _checked_layout(path, parse_task(task_name))
     shape, dtype = headers["observations"]

@@ -72,7 +72,8 @@ class MissingDependencyError(UserError, ImportError):
 
 
 class Float32Observation(gymnasium.ObservationWrapper):
-    """Observations as float32 vectors; Dict observations flattened by :func:`fidec.envs.observations.flatten_observation`."""
+    """Observations as float32 vectors; Dict observations flattened by
+    :func:`fidec.envs.observations.flatten_observation`."""
 
     def __init__(self, env: gymnasium.Env):
         super().__init__(env)
