@@ -54,7 +54,11 @@ def generate_command(
     episodes: int | None = typer.Option(
         None, "--episodes", help="Training episodes (default: the official count)."
     ),
-    seed: int = typer.Option(0, "--seed", help="Random seed (episode k is seeded from (seed, split, k))."),
+    seed: int = typer.Option(
+        0,
+        "--seed",
+        help="Random seed (training episode k is seeded from (seed, k); validation from its own stream).",
+    ),
     out: Path | None = typer.Option(None, "--out", help="Output folder (default: the fidec dataset cache)."),
     workers: int = typer.Option(1, "--workers", help="Parallel worker processes."),
     max_episode_steps: int = typer.Option(

@@ -26,8 +26,9 @@ repository, which are not part of the wheel), re-expressed here:
   ``button_states`` int64 (scene, puzzle). ``qpos``/``qvel``/``button_states`` hold the state *before*
   the action of the row (``info['prev_*']``), matching the row's observation.
 
-Reproducibility and resumption (fidec's additions): episode e of split s (0 = training, 1 = validation) is
-seeded from ``SeedSequence([seed, s, e, attempt])``, which gives three words: NumPy's global RNG (used by
+Reproducibility and resumption (fidec's additions): training episode e is seeded from
+``SeedSequence([seed, e])`` (``[seed, e, attempt]`` when a scene episode is redrawn), validation episode e
+from ``SeedSequence([seed, e, attempt, 1])``; each gives three words: NumPy's global RNG (used by
 the oracles and the action noise), the environment's reset, and a separate ``numpy.random.Generator`` for
 the random actions of ``noisy`` datasets (OGBench's ``action_space`` is a new ``Box`` at every access, so
 seeding it would seed a throwaway object; a word of its own keeps the actions independent of the initial
@@ -80,6 +81,7 @@ OFFICIAL_NUM_EPISODES: dict[str, int] = {
 # 2: split-specific seed streams and seeded random actions (datasets of version 1 are regenerated).
 GENERATION_FORMAT_VERSION = 2
 TRAIN_SPLIT, VAL_SPLIT = 0, 1
+VAL_STREAM_WORD = 1  # last seed word of every validation episode
 
 
 class GenerationError(UserError, ValueError):
@@ -209,8 +211,16 @@ def _scene_episode_is_healthy(qpos: np.ndarray) -> bool:
 
 def _episode_seeds(seed: int, split: int, episode: int, attempt: int) -> tuple[int, int, int]:
     """(NumPy global seed for the oracles and noise, environment seed, random-action seed) of one attempt
-    at episode ``episode`` of ``split`` (:data:`TRAIN_SPLIT` or :data:`VAL_SPLIT`)."""
-    state = np.random.SeedSequence([seed, split, episode, attempt]).generate_state(3)
+    at episode ``episode`` of ``split`` (:data:`TRAIN_SPLIT` or :data:`VAL_SPLIT`).
+
+    Training words are those of format 1 (``[seed, e]``, ``[seed, e, attempt]`` for a redraw), so ``play``
+    training episodes are unchanged; validation words end in a nonzero word of their own, so they never
+    equal a training list (SeedSequence ignores trailing zeros)."""
+    if split == VAL_SPLIT:
+        words = [seed, episode, attempt, VAL_STREAM_WORD]
+    else:
+        words = [seed, episode] if attempt == 0 else [seed, episode, attempt]
+    state = np.random.SeedSequence(words).generate_state(3)
     return int(state[0]), int(state[1]), int(state[2])
 
 
