@@ -8,14 +8,10 @@ import numpy as np
 import pytest
 
 from fidec.data import DatasetError, DatasetNotFoundError, load_dataset
-from fidec.data.d4rl import (
-    D4RL_REFERENCE_RETURNS,
-    flatten_observation,
-    load_d4rl_hdf5,
-    load_minari,
-    normalized_score,
-)
+from fidec.data.d4rl import load_d4rl_hdf5, load_minari
+from fidec.envs.observations import flatten_observation
 from fidec.envs.registry import D4RL_TASKS
+from fidec.envs.scores import D4RL_REFERENCE_RETURNS, normalized_score
 
 gymnasium_robotics = pytest.importorskip("gymnasium_robotics")
 minari = pytest.importorskip("minari")

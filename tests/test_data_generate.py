@@ -12,6 +12,7 @@ from fidec.data import load_dataset
 from fidec.data.generate import _scene_episode_is_healthy, generate, generate_dataset, official_plan
 from fidec.data.npz import read_npz
 from fidec.envs.registry import UnknownTaskError
+from fidec.files import OutputPathError
 
 STEPS = 15  # rows per episode in tests (official: 1001)
 
@@ -160,3 +161,73 @@ def test_scene_health_check():
     assert _scene_episode_is_healthy(qpos)
     qpos[2, 16] = 0.02  # far left on the table
     assert not _scene_episode_is_healthy(qpos)
+
+
+def test_noisy_datasets_are_reproducible(tmp_path):
+    """Random actions (p = 0.1 per step in cube noisy data) come from a seeded generator, not OS entropy."""
+    kwargs = dict(num_episodes=2, max_episode_steps=40, progress=False)
+    first = generate("cube-single-noisy-v0", out_dir=tmp_path / "a", **kwargs)
+    second = generate("cube-single-noisy-v0", out_dir=tmp_path / "b", **kwargs)
+    for a, b in zip(arrays_of(first), arrays_of(second), strict=True):
+        assert_same(a, b)
+    other = generate("cube-single-noisy-v0", out_dir=tmp_path / "c", seed=1, **kwargs)
+    assert not np.array_equal(arrays_of(other)[0]["actions"], arrays_of(first)[0]["actions"])
+
+
+def episodes_of(arrays: dict) -> list[np.ndarray]:
+    """The qpos rows of each episode (the simulator state identifies an episode)."""
+    ends = np.flatnonzero(arrays["terminals"]) + 1
+    return np.split(arrays["qpos"], ends[:-1])
+
+
+def test_validation_episodes_come_from_their_own_stream(tmp_path):
+    """The validation set of a small dataset is never inside the training set of a larger one (same seed);
+    training episodes (and validation episodes) of both sizes agree where they share indices."""
+    kwargs = dict(max_episode_steps=STEPS, progress=False)
+    small = arrays_of(generate("cube-single-play-v0", num_episodes=2, out_dir=tmp_path / "s", **kwargs))
+    large = arrays_of(generate("cube-single-play-v0", num_episodes=3, out_dir=tmp_path / "l", **kwargs))
+    small_train, small_val = map(episodes_of, small)
+    large_train, large_val = map(episodes_of, large)
+    assert len(small_val) == len(large_val) == 1 and len(large_train) == 3
+    for val_episode in small_val:
+        assert not any(np.array_equal(val_episode, train_episode) for train_episode in large_train)
+    for a, b in zip(small_train, large_train[:2], strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(small_val[0], large_val[0])
+
+
+def test_a_stale_cache_is_regenerated_and_a_stale_out_folder_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("FIDEC_CACHE_DIR", str(tmp_path / "cache"))
+    kwargs = dict(num_episodes=1, max_episode_steps=STEPS, progress=False)
+    fresh = generate("cube-single-play-v0", **kwargs)
+    sidecar = fresh.train_path.with_name("cube-single-play-v0.generation.json")
+    record = json.loads(sidecar.read_text())
+    # What a dataset from an older generator looks like: another fingerprint in its record.
+    sidecar.write_text(json.dumps({**record, "fingerprint": "written-by-format-1"}))
+    again = generate("cube-single-play-v0", **kwargs)
+    assert not again.cached and again.train_path == fresh.train_path
+    assert json.loads(sidecar.read_text())["fingerprint"] == record["fingerprint"]
+    assert generate("cube-single-play-v0", **kwargs).cached
+    # A folder the user chose is never replaced without --overwrite.
+    out = fresh.train_path.parent
+    sidecar.write_text(json.dumps({**record, "fingerprint": "written-by-format-1"}))
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        generate("cube-single-play-v0", out_dir=out, **kwargs)
+
+
+def test_the_fingerprint_includes_the_format_version(monkeypatch):
+    import fidec.data.generate as generation
+
+    plan = official_plan("cube-single-play-v0")
+    before = plan.fingerprint()
+    monkeypatch.setattr(generation, "GENERATION_FORMAT_VERSION", generation.GENERATION_FORMAT_VERSION + 1)
+    assert plan.fingerprint() != before
+
+
+def test_an_existing_file_as_output_folder_is_refused_before_generation(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("keep me")
+    calls = []
+    with pytest.raises(OutputPathError, match="not-a-folder is a file"):
+        generate("cube-single-play-v0", num_episodes=1, out_dir=blocker, progress=lambda *a: calls.append(a))
+    assert calls == [] and blocker.read_text() == "keep me"

@@ -16,11 +16,11 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
     out = tmp_path_factory.mktemp("generated")
+    # The form README and docs/sweeps.md use: the dataset name as an argument.
     result = runner.invoke(
         app,
         [
             "generate",
-            "--env",
             "cube-single-play-v0",
             "--episodes",
             "2",
@@ -35,22 +35,56 @@ def generated(tmp_path_factory):
     return out
 
 
-def test_generate_reports_cached_output(generated):
+@pytest.mark.parametrize(
+    "how",
+    [["--env", "cube-single-play-v0"], ["cube-single-play-singletask-task3-v0"]],
+    ids=["--env", "task name"],
+)
+def test_generate_by_option_or_task_name_reaches_the_same_dataset(generated, how):
     result = runner.invoke(
-        app,
-        [
-            "generate",
-            "--env",
-            "cube-single-play-v0",
-            "--episodes",
-            "2",
-            "--max-episode-steps",
-            "15",
-            "--out",
-            str(generated),
-        ],
+        app, ["generate", *how, "--episodes", "2", "--max-episode-steps", "15", "--out", str(generated)]
     )
     assert result.exit_code == 0 and "Already generated" in result.output
+
+
+def test_generate_into_an_existing_file_is_one_line_before_any_work(tmp_path):
+    blocker = tmp_path / "data.npz"
+    blocker.write_bytes(b"not a folder")
+    result = runner.invoke(app, ["generate", "cube-single-play-v0", "--episodes", "1", "--out", str(blocker)])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"error: --out {blocker} is a file; give a folder (it is created if missing)"
+    ]
+    assert blocker.read_bytes() == b"not a folder" and sorted(tmp_path.iterdir()) == [blocker]
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["generate", "antmaze-large-navigate-v0"], "fidec generates OGBench manipulation datasets only"),
+        (["generate", "cube-single-play-v0", "--episodes", "0"], "--episodes must be >= 1"),
+        (["generate", "cube-single-play-v0", "--env", "scene-play-v0"], "two datasets given"),
+        (["info", "no-such-task-v0"], "Unknown task 'no-such-task-v0'"),
+    ],
+)
+def test_user_errors_are_one_line_with_exit_code_2(args, says):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0]
+
+
+def test_info_refuses_an_ogbench_file_without_actions(generated, tmp_path):
+    with np.load(generated / "cube-single-play-v0.npz") as file:
+        arrays = {k: file[k] for k in file.files if k != "actions"}
+    path = tmp_path / "cube-single-play-v0.npz"
+    np.savez(path, **arrays)
+    info = dataset_info(str(path))
+    assert "missing key(s) ['actions']" in info["load_error"] and info["file"]["rows"] == 30
+    result = runner.invoke(app, ["info", str(path)])
+    assert result.exit_code == 2
+    assert "(30, 28)" in result.output  # the stored arrays are still shown
+    assert "error: cannot be loaded as a dataset" in result.output and "['actions']" in result.output
 
 
 def test_info_on_a_raw_ogbench_file(generated):
@@ -94,7 +128,7 @@ def test_info_reports_nan_values(tmp_path):
     assert info["file"]["episodes"] == 2  # a timeout closes the first episode
     assert "NaN/inf" in info["load_error"] and "train" not in info
     result = runner.invoke(app, ["info", str(path)])
-    assert result.exit_code == 1 and "Cannot be loaded" in result.output
+    assert result.exit_code == 2 and "cannot be loaded as a dataset" in result.output
 
 
 def test_episode_lengths():

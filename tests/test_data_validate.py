@@ -3,6 +3,7 @@ range, truncated or corrupt files, and a task whose environment does not fit the
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import h5py
@@ -10,9 +11,10 @@ import numpy as np
 import pytest
 
 from fidec.data import DatasetError, DatasetNotFoundError, load_dataset
+from fidec.data.dataset import validate_transitions
 from fidec.data.generate import generate
 from fidec.data.npz import check_ogbench_layout, read_npz
-from fidec.data.validate import check_action_range, validate_transitions
+from fidec.data.validate import check_action_range
 
 TASK = "cube-single-play-singletask-task1-v0"
 
@@ -51,7 +53,8 @@ def test_missing_file_names_the_expected_path_and_how_to_get_it(tmp_path):
         load_dataset(TASK, dataset_dir=tmp_path)
     message = str(error.value)
     assert str(tmp_path / "cube-single-play-v0.npz") in message
-    assert "download_datasets" in message and "fidec data generate --env cube-single-play-v0" in message
+    assert "download_datasets" in message and "fidec data generate cube-single-play-v0" in message
+    assert f"fidec data download {TASK}" in message
 
 
 def test_missing_keys(tmp_path):
@@ -111,7 +114,7 @@ def test_nan_values_and_out_of_range_actions(tmp_path, tiny_ogbench):
     wide = dict(arrays, actions=arrays["actions"].copy())
     wide["actions"][0, 0] = 1.5
     path = write_pair(tmp_path / "wide", wide, val_arrays)
-    with pytest.raises(DatasetError, match=r"actions must lie in \[-1, 1\].*action_policy='clip'"):
+    with pytest.raises(DatasetError, match=r"actions must lie in \[-1, 1\].*`--set action_policy=clip`"):
         load_dataset(TASK, dataset_path=path)
     train, _ = load_dataset(TASK, dataset_path=path, action_policy="clip")
     assert train.actions.max() <= 1.0
@@ -170,3 +173,91 @@ def test_transition_checks_on_plain_arrays():
     arrays["rewards"] = np.array([0, np.inf, 0, 0], np.float32)
     with pytest.raises(DatasetError, match="'rewards' has 1 NaN/inf"):
         validate_transitions(arrays, "x")
+
+
+def ready_transitions(rows: int = 6, obs_dim: int = 28, action_dim: int = 5) -> dict[str, np.ndarray]:
+    """A file of ready transitions (rewards, masks, next_observations) in fidec's Dataset layout."""
+    terminals = np.zeros(rows, np.float32)
+    terminals[-1] = 1.0
+    return {
+        "observations": np.zeros((rows, obs_dim), np.float32),
+        "actions": np.zeros((rows, action_dim), np.float32),
+        "rewards": np.zeros(rows, np.float32),
+        "masks": np.ones(rows, np.float32),
+        "terminals": terminals,
+        "next_observations": np.zeros((rows, obs_dim), np.float32),
+    }
+
+
+def test_ready_transitions_of_the_wrong_size_are_refused_at_load_time(tmp_path):
+    path = tmp_path / "ready.npz"
+    np.savez(path, **ready_transitions(obs_dim=30, action_dim=5))
+    with pytest.raises(
+        DatasetError, match=rf"{path}.*observation shape \(30,\) vs the environment's \(28,\)"
+    ):
+        load_dataset(TASK, dataset_path=path)
+    np.savez(path, **ready_transitions(obs_dim=28, action_dim=4))
+    with pytest.raises(DatasetError, match=r"action dimension 4 vs the environment's 5"):
+        load_dataset(TASK, dataset_path=path)
+    np.savez(path, **ready_transitions())
+    train, val = load_dataset(TASK, dataset_path=path)
+    assert (train.obs_dim, train.action_dim, val) == (28, 5, None)
+
+
+def write_hdf5(path: Path, obs_dim: int, action_dim: int, rows: int = 5) -> None:
+    with h5py.File(path, "w") as file:
+        file["observations"] = np.zeros((rows, obs_dim), np.float32)
+        file["actions"] = np.zeros((rows, action_dim), np.float32)
+        file["rewards"] = np.zeros(rows, np.float32)
+        file["terminals"] = np.zeros(rows, bool)
+        file["timeouts"] = np.zeros(rows, bool)
+
+
+def test_d4rl_sizes_are_checked_without_gymnasium_robotics(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "gymnasium_robotics", None)  # `import gymnasium_robotics` now fails
+    path = tmp_path / "data.hdf5"
+    write_hdf5(path, obs_dim=45, action_dim=24)
+    with pytest.raises(
+        DatasetError, match=rf"{path}.*observation shape \(45,\) vs the environment's \(39,\)"
+    ):
+        load_dataset("door-human-v1", dataset_path=path)
+    with pytest.raises(DatasetError, match=r"action dimension 24 vs the environment's 8"):
+        load_dataset("antmaze-umaze-v2", dataset_path=write_hdf5(path, 29, 24) or path)
+    assert load_dataset("pen-human-v1", dataset_path=write_hdf5(path, 45, 24) or path)[0].obs_dim == 45
+
+
+def test_nan_in_the_state_that_rewards_come_from_is_refused(tmp_path, tiny_ogbench):
+    arrays = read_npz(tiny_ogbench)
+    val_arrays = read_npz(str(tiny_ogbench).replace(".npz", "-val.npz"))
+    for key in ("qpos", "qvel"):
+        broken = dict(arrays, **{key: arrays[key].copy()})
+        broken[key][4, 0] = np.nan
+        path = write_pair(tmp_path / key, broken, val_arrays)
+        with pytest.raises(DatasetError, match=rf"{path}: '{key}' has 1 NaN/inf value\(s\)"):
+            load_dataset(TASK, dataset_path=path)
+
+
+def test_terminals_that_end_no_episode_are_explained(tmp_path):
+    arrays = small_layout()
+    arrays["terminals"] = np.zeros(6, bool)
+    path = write_pair(tmp_path, arrays)
+    with pytest.raises(
+        DatasetError, match=r"'terminals' flags no row; in OGBench's layout it is true at the last"
+    ):
+        load_dataset(TASK, dataset_path=path)
+    arrays["terminals"][2] = True  # an episode end, but the file stops inside the next episode
+    with pytest.raises(DatasetError, match=r"flags 1 row\(s\) but not the last"):
+        load_dataset(TASK, dataset_path=write_pair(tmp_path / "b", arrays))
+
+
+def test_a_folder_given_as_the_dataset_file_is_explained(tmp_path, tiny_ogbench):
+    folder = tiny_ogbench.parent
+    with pytest.raises(DatasetError, match=r"is a folder, not a dataset") as error:
+        load_dataset(TASK, dataset_path=folder)
+    message = str(error.value)
+    assert (
+        f"--dataset {folder / 'cube-single-play-v0.npz'}" in message and f"--dataset-dir {folder}" in message
+    )
+    assert "Minari" in message and "\n" not in message
+    with pytest.raises(DatasetError, match=r"It holds no \.npz or \.hdf5 file"):
+        load_dataset(TASK, dataset_path=tmp_path)

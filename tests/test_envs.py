@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 
 from fidec.envs import evaluate, make_env, make_eval_envs
+from fidec.envs.make import MissingDependencyError
+from fidec.errors import UserError
 
 pytestmark = pytest.mark.env
 
@@ -125,3 +127,12 @@ def test_video_rendering(tmp_path):
 
     frames = iio.imread(video)
     assert frames.shape[0] == 101 and frames.ndim == 4  # the initial frame plus one per step
+
+
+def test_a_missing_optional_package_is_a_user_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "gymnasium_robotics", None)  # `import gymnasium_robotics` now fails
+    with pytest.raises(
+        MissingDependencyError, match=r"'pen-human-v1' needs gymnasium-robotics.*fidec\[d4rl\]"
+    ) as error:
+        make_env("pen-human-v1")
+    assert isinstance(error.value, UserError) and isinstance(error.value, ImportError)

@@ -1,27 +1,21 @@
 """Visual datasets: official .npz layout, frames stored once and memory-mapped, frame stacks that never
-cross an episode start, on-device stacked sampling, the frame-stacking environment wrapper, generation."""
+cross an episode start, on-device stacked sampling, generation (the environment wrapper that stacks the
+same frames: tests/test_envs_frame_stack.py)."""
 
 from __future__ import annotations
 
 import zipfile
 
-import gymnasium
 import jax
 import numpy as np
 import pytest
 
 from fidec.data import DatasetError, DatasetNotFoundError, load_dataset, sample_batch
+from fidec.data.frames import extract_npz_array, frames_memmap
 from fidec.data.npz import write_npz_atomic
-from fidec.data.visual import (
-    FrameStack,
-    VisualDataset,
-    episode_first_frames,
-    extract_npz_array,
-    frames_memmap,
-    load_visual_file,
-    stack_frames,
-    stack_indices,
-)
+from fidec.data.ogbench_data import load_visual_file
+from fidec.data.stacking import episode_first_frames, stack_indices
+from fidec.data.visual import VisualDataset
 
 TASK = "visual-cube-single-play-singletask-task1-v0"
 STATE_TASK = "cube-single-play-singletask-task1-v0"
@@ -146,7 +140,7 @@ def test_extraction_streams_an_npz_member_to_an_identical_npy(tmp_path):
     assert len(cached) == 1
     mtime = cached[0].stat().st_mtime_ns
     frames_memmap(tmp_path / "x.npz", directory=tmp_path / "cache")  # reused, not extracted again
-    assert cached[0].stat().st_mtime_ns == mtime and not list((tmp_path / "cache").glob(".*partial"))
+    assert cached[0].stat().st_mtime_ns == mtime and not list((tmp_path / "cache").glob(".*"))
 
 
 def test_a_damaged_archive_fails_with_a_dataset_error(tmp_path):
@@ -192,7 +186,7 @@ def test_in_memory_loading_matches_the_memmap(tmp_path):
 
 
 def test_missing_and_wrong_visual_files_explain_what_to_do(tmp_path):
-    with pytest.raises(DatasetNotFoundError, match="fidec data generate --env visual-cube-single-play-v0"):
+    with pytest.raises(DatasetNotFoundError, match="fidec data generate visual-cube-single-play-v0"):
         load_dataset(TASK, dataset_dir=tmp_path)
     path = tmp_path / "s.npz"
     write_npz_atomic(
@@ -216,50 +210,6 @@ def test_container_refuses_inconsistent_arrays():
         VisualDataset(
             ds.frames, ds.obs_frame, ds.actions[:-1], ds.rewards, ds.masks, ds.terminals, ds.episode_first
         )
-
-
-# -------------------------------------------------------------------------------------- environments
-
-
-class CountingEnv(gymnasium.Env):
-    """Frames whose pixels hold the step index; episodes of ``length`` steps."""
-
-    observation_space = gymnasium.spaces.Box(0, 255, (4, 4, 3), np.uint8)
-    action_space = gymnasium.spaces.Box(-1, 1, (2,), np.float32)
-
-    def __init__(self, length: int = 4):
-        self.length, self.t = length, 0
-
-    def _frame(self):
-        return np.full((4, 4, 3), self.t, np.uint8)
-
-    def reset(self, seed=None, options=None):
-        self.t = 0
-        return self._frame(), {}
-
-    def step(self, action):
-        self.t += 1
-        return self._frame(), 0.0, self.t >= self.length, False, {}
-
-
-def test_frame_stack_wrapper_gives_the_same_stacks_as_the_dataset():
-    env = stack_frames([CountingEnv(length=4)], 3)[0]
-    assert isinstance(env, FrameStack) and env.observation_space.shape == (4, 4, 9)
-    seen = [env.reset()[0]]
-    done = False
-    while not done:
-        ob, _, done, _, _ = env.step(np.zeros(2))
-        seen.append(ob)
-    newest = [s[0, 0, ::3].tolist() for s in seen]
-    assert newest == [[0, 0, 0], [0, 0, 1], [0, 1, 2], [1, 2, 3], [2, 3, 4]]
-    assert env.reset()[0][0, 0, ::3].tolist() == [0, 0, 0]  # a reset forgets the last episode
-    # The dataset stacks of the same episode (5 frames, 4 transitions) are the same arrays.
-    terminals = episodes([5])
-    frames = np.stack([np.full((4, 4, 3), t, np.uint8) for t in range(5)])
-    ds = VisualDataset.from_episodes(frames, np.zeros((5, 2)), terminals, frame_stack=3)
-    np.testing.assert_array_equal(ds.observations_at(np.arange(4)), np.stack(seen[:4]))
-    np.testing.assert_array_equal(ds.observations_at(np.arange(4), next_=True), np.stack(seen[1:]))
-    assert stack_frames([CountingEnv()], 1)[0].observation_space.shape == (4, 4, 3)
 
 
 # ---------------------------------------------------------------------------------------- generation

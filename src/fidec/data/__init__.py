@@ -1,18 +1,21 @@
 """Datasets: the container and sampler every agent uses, loaders for OGBench / D4RL / Minari, generation.
 
-- :class:`Dataset`, :func:`sample_batch` (``fidec.data.dataset``): float32 transitions and the pure,
-  jittable uniform sampler whose only state is the PRNG key.
-- :func:`load_dataset` (``fidec.data.load``): task name or path -> (train, val).
-- ``fidec.data.generate``: OGBench manipulation datasets from OGBench's scripted oracles.
-- ``fidec.data.d4rl``: D4RL ``.hdf5`` / Minari loaders and D4RL normalised scores.
-- :class:`VisualDataset` (``fidec.data.visual``): pixel transitions, frames stored once, stacked on device.
-- ``fidec.data.validate``: the checks and :class:`DatasetError`; ``fidec.data.paths``: where files live.
+Modules, lowest first (each imports only those above it, and :mod:`fidec.envs` for task names):
+
+- ``errors`` (:class:`DatasetError`, :class:`DatasetNotFoundError`), ``paths`` (where files live),
+  ``validate`` (array checks), ``npz`` (OGBench's file format), ``stacking`` (frame-stack indices);
+- ``dataset`` (:class:`Dataset`: float32 transitions), ``visual`` (:class:`VisualDataset`: pixel
+  transitions, frames stored once), ``sampling`` (:func:`sample_batch`, pure and jittable);
+- ``frames`` (frames memory-mapped from an ``.npz``), ``relabel`` (OGBench's reward relabelling);
+- ``ogbench_data``, ``d4rl`` (loaders), ``generate`` (OGBench's scripted oracles), ``load``
+  (:func:`load_dataset`: task name or path -> (train, val)), ``download`` (opt-in official downloads),
+  ``info`` (summaries), ``commands`` (``fidec data ...``).
 """
 
-from fidec.data.dataset import BATCH_KEYS, CORE_KEYS, Dataset, sample_batch
+from fidec.data.dataset import BATCH_KEYS, CORE_KEYS, Dataset
+from fidec.data.errors import DatasetError, DatasetNotFoundError
 from fidec.data.load import load_dataset
-from fidec.data.ogbench_data import DatasetNotFoundError
-from fidec.data.validate import DatasetError
+from fidec.data.sampling import sample_batch
 from fidec.data.visual import VisualDataset
 
 __all__ = [

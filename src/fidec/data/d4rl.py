@@ -1,4 +1,4 @@
-"""D4RL-style tasks without mujoco-py: D4RL ``.hdf5`` files and Minari datasets, plus D4RL normalised scores.
+"""D4RL-style tasks without mujoco-py: D4RL ``.hdf5`` files and Minari datasets.
 
 D4RL ``.hdf5`` layout (one row per environment step): ``observations`` (N, obs_dim), ``actions``
 (N, action_dim), ``rewards`` (N,), ``terminals`` (N,) true terminations, ``timeouts`` (N,) time-limit cuts.
@@ -18,14 +18,13 @@ Reward and mask conventions (IQL / FQL practice):
   (Kostrikov et al., IQL, 2021; Park et al., FQL, 2025). AntMaze data keep moving after reaching a goal, so
   D4RL ``terminals`` do not end trajectories there; elsewhere a termination also ends the trajectory.
 - AntMaze observations from Gymnasium-Robotics (Dict spaces) are flattened to
-  ``[achieved_goal (x, y), observation (27)]``: 29 numbers, the same content as D4RL's
-  qpos[:15] + qvel[:14]. Gymnasium-Robotics mazes are centred at the origin and their y axis is mirrored
-  relative to D4RL's, so policies trained on the original D4RL ``.hdf5`` AntMaze files do not transfer to
-  the Gymnasium-Robotics environments; data recorded in them (Minari's ``D4RL/antmaze/*``) do.
+  ``[achieved_goal (x, y), observation (27)]`` (:func:`fidec.envs.observations.flatten_observation`): 29
+  numbers, the same content as D4RL's qpos[:15] + qvel[:14]. Gymnasium-Robotics mazes are centred at the
+  origin and their y axis is mirrored relative to D4RL's, so policies trained on the original D4RL
+  ``.hdf5`` AntMaze files do not transfer to the Gymnasium-Robotics environments; data recorded in them
+  (Minari's ``D4RL/antmaze/*``) do.
 
-Normalised score (D4RL): 100 * (R - R_min) / (R_max - R_min) with the reference returns of
-``d4rl/infos.py`` (REF_MIN_SCORE / REF_MAX_SCORE, Fu et al., 2020); the Adroit v1 entries reuse the v0
-(``<task>-human-v0``) references, as ``infos.py`` does.
+Normalised scores: :mod:`fidec.envs.scores`.
 """
 
 from __future__ import annotations
@@ -34,39 +33,14 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 from fidec.data.dataset import Dataset
-from fidec.data.validate import (
-    ActionPolicy,
-    DatasetError,
-    check_action_range,
-    check_finite,
-    check_lengths,
-    file_read_error,
-    require_keys,
-)
-
-# (R_min, R_max) from d4rl/infos.py.
-_ADROIT_REFERENCE = {
-    "pen": (96.262799, 3076.8331017826877),
-    "hammer": (-274.856578, 12794.134825156867),
-    "relocate": (-6.425911, 4233.877797728884),
-    "door": (-56.512833, 2880.5693087298737),
-}
-D4RL_REFERENCE_RETURNS: dict[str, tuple[float, float]] = {
-    **{
-        f"antmaze-{maze}-v{v}": (0.0, 1.0)
-        for maze in ("umaze", "umaze-diverse", "medium-play", "medium-diverse", "large-play", "large-diverse")
-        for v in (0, 2)
-    },
-    **{
-        f"{hand}-{quality}-v{v}": bounds
-        for hand, bounds in _ADROIT_REFERENCE.items()
-        for quality in ("human", "cloned", "expert")
-        for v in (0, 1)
-    },
-}
+from fidec.data.errors import DatasetError, DatasetNotFoundError, file_read_error
+from fidec.data.paths import minari_root
+from fidec.data.validate import ActionPolicy, check_action_range, check_finite, check_lengths, require_keys
+from fidec.envs.observations import flatten_observation
 
 # D4RL task -> the Minari dataset that re-records it in Gymnasium-Robotics.
 MINARI_DATASET_IDS: dict[str, str] = {
@@ -81,33 +55,10 @@ MINARI_DATASET_IDS: dict[str, str] = {
     },
 }
 
-MAZE_OBSERVATION_KEYS: tuple[str, ...] = ("achieved_goal", "observation")
-
-
-def normalized_score(task_name: str, episode_return: float | np.ndarray) -> float | np.ndarray:
-    """D4RL normalised score x100: 100 (R - R_min) / (R_max - R_min)."""
-    if task_name not in D4RL_REFERENCE_RETURNS:
-        raise KeyError(
-            f"No D4RL reference returns for {task_name!r}; known: {', '.join(sorted(D4RL_REFERENCE_RETURNS))}."
-        )
-    low, high = D4RL_REFERENCE_RETURNS[task_name]
-    return 100.0 * (np.asarray(episode_return) - low) / (high - low)
-
 
 def is_antmaze(name: str | None) -> bool:
+    """Whether a task name or file name is an AntMaze one (rewards shifted by -1, see above)."""
     return name is not None and "antmaze" in name
-
-
-def flatten_observation(observation: np.ndarray | Mapping[str, np.ndarray]) -> np.ndarray:
-    """Dict observations -> one vector: AntMaze keeps [achieved_goal, observation]; other Dicts concatenate
-    all keys in sorted order. Arrays pass through. Works on single observations and on (T, ...) stacks."""
-    if not isinstance(observation, Mapping):
-        return np.asarray(observation)
-    keys = MAZE_OBSERVATION_KEYS if set(MAZE_OBSERVATION_KEYS) <= set(observation) else sorted(observation)
-    parts = [np.asarray(observation[k]) for k in keys]
-    return np.concatenate(
-        [p.reshape(*p.shape[: p.ndim - 1], -1) if p.ndim else p[None] for p in parts], axis=-1
-    )
 
 
 def _finish(
@@ -128,8 +79,6 @@ D4RL_KEYS: tuple[str, ...] = ("observations", "actions", "rewards", "terminals",
 
 def read_d4rl_hdf5(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """The five D4RL arrays of an ``.hdf5`` file, checked for presence and equal length."""
-    import h5py
-
     try:
         with h5py.File(path, "r") as file:
             require_keys(file, D4RL_KEYS, source=str(path))
@@ -142,16 +91,18 @@ def read_d4rl_hdf5(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return raw
 
 
-def d4rl_transitions(raw: Mapping[str, np.ndarray], antmaze: bool) -> dict[str, np.ndarray]:
+def d4rl_transitions(
+    raw: Mapping[str, np.ndarray], antmaze: bool, source: str = "D4RL data"
+) -> dict[str, np.ndarray]:
     """``d4rl.qlearning_dataset`` transitions plus fidec's masks and trajectory boundaries."""
     size = len(raw["rewards"])
     if size < 2:
-        raise DatasetError("A D4RL file needs at least 2 steps to form one transition.")
+        raise DatasetError(f"{source}: a D4RL file needs at least 2 steps to form one transition.")
     timeouts = np.asarray(raw["timeouts"]).astype(bool)
     done = np.asarray(raw["terminals"]).astype(bool)
     keep = np.flatnonzero(~timeouts[: size - 1])
     if keep.size == 0:
-        raise DatasetError("Every step of the D4RL file is a timeout: no transition can be formed.")
+        raise DatasetError(f"{source}: every step is a timeout, so no transition can be formed.")
     next_kept_is_successor = np.append(keep[1:] == keep[:-1] + 1, False)
     boundary = ~next_kept_is_successor | (done[keep] & (not antmaze))
     return {
@@ -169,12 +120,18 @@ def load_d4rl_hdf5(
 ) -> Dataset:
     """A D4RL ``.hdf5`` file as a :class:`Dataset` (AntMaze convention when the name or path says antmaze)."""
     antmaze = is_antmaze(task_name) or is_antmaze(Path(path).name)
-    arrays = d4rl_transitions(read_d4rl_hdf5(path), antmaze)
+    arrays = d4rl_transitions(read_d4rl_hdf5(path), antmaze, str(path))
     arrays = {k: v.astype(np.float32) for k, v in arrays.items()}
     return _finish(arrays, str(path), antmaze, action_policy)
 
 
 # --------------------------------------------------------------------------------------------- Minari
+
+
+def is_minari_folder(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a Minari dataset folder or its ``data`` folder (it holds ``metadata.json``)."""
+    path = Path(path).expanduser()
+    return (path / "metadata.json").exists() or (path / "data" / "metadata.json").exists()
 
 
 def minari_data_path(path_or_id: str | os.PathLike) -> Path:
@@ -183,14 +140,15 @@ def minari_data_path(path_or_id: str | os.PathLike) -> Path:
     for folder in (candidate, candidate / "data"):
         if (folder / "metadata.json").exists():
             return folder
-    root = Path(os.environ.get("MINARI_DATASETS_PATH") or "~/.minari/datasets").expanduser()
+    root = minari_root()
     by_id = root / str(path_or_id) / "data"
     if (by_id / "metadata.json").exists():
         return by_id
-    raise DatasetError(
+    raise DatasetNotFoundError(
         f"No Minari dataset at {candidate} nor with id {str(path_or_id)!r} under {root} (expected "
-        f"<dataset>/data/metadata.json). Minari datasets cannot be fetched here: copy the dataset folder "
-        "from a machine where `minari download <id>` worked, and set $MINARI_DATASETS_PATH to its root."
+        f"<dataset>/data/metadata.json). Fetch it with `fidec data download {path_or_id}` (--url for a "
+        "mirror), or copy the dataset folder from a machine where `minari download <id>` worked and set "
+        "$MINARI_DATASETS_PATH to its root."
     )
 
 
@@ -209,16 +167,12 @@ def _episodes_with_minari(data_path: Path) -> Iterable[dict]:
 
 
 def _read_group(node) -> np.ndarray | dict:
-    import h5py
-
     if isinstance(node, h5py.Group):
         return {key: _read_group(node[key]) for key in node}
     return node[()]
 
 
 def _episodes_with_h5py(data_path: Path) -> Iterable[dict]:
-    import h5py
-
     with h5py.File(data_path / "main_data.hdf5", "r") as file:
         names = sorted((k for k in file if k.startswith("episode_")), key=lambda k: int(k.split("_")[1]))
         for name in names:

@@ -1,4 +1,4 @@
-"""The one dataset container every agent trains on, and its jittable minibatch sampler.
+"""The one dataset container every agent trains on (its sampler: :mod:`fidec.data.sampling`).
 
 Conventions (those of OGBench's loader and the FQL code family):
 
@@ -11,10 +11,6 @@ Conventions (those of OGBench's loader and the FQL code family):
   cause); it is what splits the data into episodes, never what stops bootstrapping.
 - All arrays are float32, except pixel observations, which stay uint8 (a float32 copy of a 1M-frame
   64x64x3 dataset would need 49 GB); ``extras`` holds optional per-row arrays (e.g. ``qpos``/``qvel``).
-
-Sampling is uniform with replacement from device memory. :func:`sample_batch` is pure: the batch is a
-function of the key alone, so the sampler's whole state for an exact resume is the PRNG key, which the
-training loop owns, splits and checkpoints.
 """
 
 from __future__ import annotations
@@ -25,6 +21,16 @@ from dataclasses import dataclass, field, replace
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from fidec.data.errors import DatasetError
+from fidec.data.validate import (
+    as_float32,
+    check_action_range,
+    check_binary,
+    check_finite,
+    check_lengths,
+    require_keys,
+)
 
 CORE_KEYS: tuple[str, ...] = ("observations", "actions", "rewards", "masks", "terminals", "next_observations")
 OBSERVATION_KEYS: tuple[str, ...] = ("observations", "next_observations")
@@ -53,8 +59,6 @@ class Dataset:
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], extra_keys: tuple[str, ...] = ()) -> Dataset:
         """Build from a dict holding :data:`CORE_KEYS` (cast to float32; uint8 pixels kept) and ``extra_keys``."""
-        from fidec.data.validate import as_float32, require_keys
-
         require_keys(arrays, CORE_KEYS, source="arrays")
         core = {k: as_float32(k, arrays[k], source="arrays") for k in CORE_KEYS}
         for key in OBSERVATION_KEYS:
@@ -84,13 +88,11 @@ class Dataset:
 
     def validate(self, name: str = "dataset") -> Dataset:
         """Check keys, lengths, dtypes, finiteness and the action range; return self or raise DatasetError."""
-        from fidec.data.validate import validate_transitions
-
         validate_transitions(self.arrays(), source=name)
         return self
 
     def to_device(self) -> dict[str, jax.Array]:
-        """The :data:`BATCH_KEYS` arrays on the default JAX device, ready for :func:`sample_batch`."""
+        """The :data:`BATCH_KEYS` arrays on the default JAX device, for :func:`fidec.data.sample_batch`."""
         return {k: jnp.asarray(getattr(self, k)) for k in BATCH_KEYS}
 
     def take(self, indices: np.ndarray) -> Dataset:
@@ -131,17 +133,26 @@ def clip_actions(dataset, eps: float):
     return replace(dataset, actions=np.clip(dataset.actions, -bound, bound).astype(np.float32))
 
 
-def sample_batch(arrays: Mapping[str, jax.Array], key: jax.Array, batch_size: int) -> dict[str, jax.Array]:
-    """Uniform minibatch with replacement: rows i_1..i_B ~ U{0..N-1} i.i.d., drawn from ``key`` alone.
-
-    Pure and jittable (``batch_size`` static): the same key gives the same batch. Returns the
-    :data:`BATCH_KEYS` present in ``arrays``.  Arrays of a :class:`~fidec.data.visual.VisualDataset`
-    (``frames`` + stack indices) give frame-stacked uint8 observations (see ``sample_stacked_batch``).
-    """
-    if "frames" in arrays:
-        from fidec.data.visual import sample_stacked_batch
-
-        return sample_stacked_batch(arrays, key, batch_size)
-    size = arrays["observations"].shape[0]
-    indices = jax.random.randint(key, (batch_size,), 0, size)
-    return {k: jnp.take(arrays[k], indices, axis=0) for k in BATCH_KEYS if k in arrays}
+def validate_transitions(arrays: Mapping[str, np.ndarray], source: str) -> None:
+    """Checks for a finished transition set (the :class:`Dataset` arrays)."""
+    require_keys(arrays, CORE_KEYS, source)
+    for key in CORE_KEYS:
+        dtype = np.asarray(arrays[key]).dtype
+        if dtype != np.float32 and not (dtype == np.uint8 and key in OBSERVATION_KEYS):
+            raise DatasetError(
+                f"{source}: '{key}' has dtype {dtype}; the Dataset container holds float32 arrays (uint8 for "
+                "pixel observations). Build it with Dataset.from_arrays, which casts numeric arrays."
+            )
+    check_lengths({k: arrays[k] for k in CORE_KEYS}, source)
+    if np.shape(arrays["observations"]) != np.shape(arrays["next_observations"]):
+        raise DatasetError(
+            f"{source}: observations {np.shape(arrays['observations'])} and next_observations "
+            f"{np.shape(arrays['next_observations'])} differ in shape."
+        )
+    if np.ndim(arrays["actions"]) != 2:
+        raise DatasetError(
+            f"{source}: actions must be 2-D (N, action_dim), got shape {np.shape(arrays['actions'])}."
+        )
+    check_finite(arrays, source, keys=CORE_KEYS)
+    check_binary(arrays, ("masks", "terminals"), source)
+    check_action_range(arrays["actions"], source, policy="refuse")

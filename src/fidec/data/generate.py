@@ -26,10 +26,17 @@ repository, which are not part of the wheel), re-expressed here:
   ``button_states`` int64 (scene, puzzle). ``qpos``/``qvel``/``button_states`` hold the state *before*
   the action of the row (``info['prev_*']``), matching the row's observation.
 
-Reproducibility and resumption (fidec's additions): episode e is seeded from ``SeedSequence([seed, e])``
-(NumPy's global RNG, used by the oracles, and the environment's RNG), so the output does not depend on the
-number of workers or on interruptions. Episodes are produced in chunks, each written atomically as a shard
-in a hidden folder beside the output; a rerun skips finished shards. The final ``<name>.npz`` and
+Reproducibility and resumption (fidec's additions): training episode e is seeded from
+``SeedSequence([seed, e])`` (``[seed, e, attempt]`` when a scene episode is redrawn), validation episode e
+from ``SeedSequence([seed, e, attempt, 1])``; each gives three words: NumPy's global RNG (used by
+the oracles and the action noise), the environment's reset, and a separate ``numpy.random.Generator`` for
+the random actions of ``noisy`` datasets (OGBench's ``action_space`` is a new ``Box`` at every access, so
+seeding it would seed a throwaway object; a word of its own keeps the actions independent of the initial
+scene). So the output depends only on (seed, N), not on the number of workers or on interruptions; the
+validation episodes come from their own stream, so the validation set of a small dataset never lies inside
+the training set of a larger one with the same seed, and the first training episodes of every size agree.
+Episodes are produced in chunks, each written atomically as a shard in a hidden folder beside the output;
+a rerun skips finished shards. The final ``<name>.npz`` and
 ``<name>-val.npz`` are written to temporary files, fsynced and renamed, so a killed run never leaves a file
 under the final name. A JSON sidecar ``<name>.generation.json`` records the settings and the speed.
 """
@@ -48,12 +55,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import gymnasium
 import numpy as np
+from tqdm.auto import tqdm
 
 from fidec.data.npz import read_npz, write_npz_atomic
 from fidec.data.paths import generated_dataset_dir, ogbench_files
+from fidec.envs.headless import configure_headless
 from fidec.envs.registry import MANIPULATION_ENVS, UnknownTaskError, parse_dataset_name
-from fidec.files import write_json_atomic
+from fidec.errors import UserError
+from fidec.files import output_dir, write_json_atomic
 
 OFFICIAL_MAX_EPISODE_STEPS = 1001
 OFFICIAL_NUM_EPISODES: dict[str, int] = {
@@ -67,7 +78,18 @@ OFFICIAL_NUM_EPISODES: dict[str, int] = {
     "puzzle-4x5": 3000,
     "puzzle-4x6": 5000,
 }
-GENERATION_FORMAT_VERSION = 1
+# 2: split-specific seed streams and seeded random actions (datasets of version 1 are regenerated).
+GENERATION_FORMAT_VERSION = 2
+TRAIN_SPLIT, VAL_SPLIT = 0, 1
+VAL_STREAM_WORD = 1  # last seed word of every validation episode
+
+
+class GenerationError(UserError, ValueError):
+    """Generation settings that cannot be used (the message names the setting and the valid range)."""
+
+
+class GeneratedDatasetExistsError(UserError, FileExistsError):
+    """The output folder already holds this dataset generated with other settings."""
 
 
 @dataclass(frozen=True)
@@ -109,10 +131,10 @@ def official_plan(
         )
     num_episodes = OFFICIAL_NUM_EPISODES[env] if num_episodes is None else int(num_episodes)
     if num_episodes < 1:
-        raise ValueError(f"num_episodes must be >= 1, got {num_episodes}.")
+        raise GenerationError(f"--episodes must be >= 1, got {num_episodes}.")
     if max_episode_steps < 2:
-        raise ValueError(
-            f"max_episode_steps must be >= 2 (one transition plus the final state), got {max_episode_steps}."
+        raise GenerationError(
+            f"--max-episode-steps must be >= 2 (one transition plus the final state), got {max_episode_steps}."
         )
     p_random = 0.0 if dataset_type == "play" else (0.2 if env.startswith("puzzle") else 0.1)
     return GenerationPlan(
@@ -187,20 +209,32 @@ def _scene_episode_is_healthy(qpos: np.ndarray) -> bool:
     return not (too_right or outside_drawer)
 
 
-def _episode_seeds(seed: int, episode: int, attempt: int) -> tuple[int, int]:
-    """(NumPy global seed for the oracles, environment seed) of one episode attempt."""
-    words = [seed, episode] if attempt == 0 else [seed, episode, attempt]
-    state = np.random.SeedSequence(words).generate_state(2)
-    return int(state[0]), int(state[1])
+def _episode_seeds(seed: int, split: int, episode: int, attempt: int) -> tuple[int, int, int]:
+    """(NumPy global seed for the oracles and noise, environment seed, random-action seed) of one attempt
+    at episode ``episode`` of ``split`` (:data:`TRAIN_SPLIT` or :data:`VAL_SPLIT`).
+
+    Training words are those of format 1 (``[seed, e]``, ``[seed, e, attempt]`` for a redraw), so ``play``
+    training episodes are unchanged; validation words end in a nonzero word of their own, so they never
+    equal a training list (SeedSequence ignores trailing zeros)."""
+    if split == VAL_SPLIT:
+        words = [seed, episode, attempt, VAL_STREAM_WORD]
+    else:
+        words = [seed, episode] if attempt == 0 else [seed, episode, attempt]
+    state = np.random.SeedSequence(words).generate_state(3)
+    return int(state[0]), int(state[1]), int(state[2])
 
 
-def rollout_episode(env, oracles: dict, plan: GenerationPlan, episode: int) -> dict[str, np.ndarray]:
+def rollout_episode(
+    env, oracles: dict, plan: GenerationPlan, episode: int, split: int = TRAIN_SPLIT
+) -> dict[str, np.ndarray]:
     """One episode of ``plan.max_episode_steps`` rows in the official layout (redrawn while unhealthy)."""
     has_buttons = hasattr(env.unwrapped, "_cur_button_states")
+    action_space = env.action_space  # OGBench builds a new Box at each access
+    low, high = action_space.low, action_space.high
     for attempt in range(1000):
-        np_seed, env_seed = _episode_seeds(plan.seed, episode, attempt)
+        np_seed, env_seed, action_seed = _episode_seeds(plan.seed, split, episode, attempt)
         np.random.seed(np_seed)  # noqa: NPY002  (OGBench's oracles draw from NumPy's global RNG)
-        env.action_space.seed(env_seed)
+        random_actions = np.random.default_rng(action_seed)
         ob, info = env.reset(seed=env_seed)
         p_stack = _stack_probability(plan.env_id)
         noisy = plan.dataset_type == "noisy"
@@ -213,7 +247,7 @@ def rollout_episode(env, oracles: dict, plan: GenerationPlan, episode: int) -> d
         done = False
         while not done:
             if np.random.rand() < plan.p_random_action:  # noqa: NPY002
-                action = env.action_space.sample()
+                action = random_actions.uniform(low, high).astype(np.float32)
             else:
                 action = np.array(agent.select_action(ob, info))
                 if plan.dataset_type == "noisy":
@@ -237,7 +271,7 @@ def rollout_episode(env, oracles: dict, plan: GenerationPlan, episode: int) -> d
         if not _family(plan).startswith("scene") or _scene_episode_is_healthy(episode_arrays["qpos"]):
             return episode_arrays
     raise RuntimeError(
-        f"Episode {episode} of {plan.dataset_name}: no healthy scene episode in 1000 attempts."
+        f"Episode {episode} (split {split}) of {plan.dataset_name}: no healthy scene episode in 1000 attempts."
     )
 
 
@@ -257,12 +291,8 @@ def _environment_and_oracles(plan: GenerationPlan) -> tuple:
     """One environment per process and plan, reused across chunks."""
     key = (plan.env_id, plan.max_episode_steps, plan.dataset_type)
     if key not in _WORKER_ENVS:
-        import gymnasium
-        import ogbench.manipspace  # noqa: F401  (registers the environments)
-
-        from fidec.envs.headless import configure_headless
-
-        configure_headless()
+        configure_headless()  # MUJOCO_GL must be chosen before MuJoCo is first imported in this process
+        import ogbench.manipspace  # noqa: F401  (registers the environments; builds MuJoCo models)
 
         env = gymnasium.make(
             plan.env_id,
@@ -274,17 +304,20 @@ def _environment_and_oracles(plan: GenerationPlan) -> tuple:
     return _WORKER_ENVS[key]
 
 
-def _generate_chunk(plan: GenerationPlan, episodes: tuple[int, ...], shard_path: str) -> tuple[int, int]:
-    """Roll out ``episodes`` and write them to ``shard_path`` atomically; return (episodes, steps)."""
+def _generate_chunk(
+    plan: GenerationPlan, split: int, episodes: tuple[int, ...], shard_path: str
+) -> tuple[int, int]:
+    """Roll out ``episodes`` of ``split`` and write them to ``shard_path`` atomically; return (episodes, steps)."""
     env, oracles = _environment_and_oracles(plan)
-    parts = [rollout_episode(env, oracles, plan, e) for e in episodes]
+    parts = [rollout_episode(env, oracles, plan, e, split) for e in episodes]
     arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     write_npz_atomic(shard_path, arrays, compress=False)
     return len(episodes), len(arrays["terminals"])
 
 
-def _chunks(first: int, count: int, size: int) -> list[tuple[int, ...]]:
-    return [tuple(range(s, min(s + size, first + count))) for s in range(first, first + count, size)]
+def _chunks(split: int, count: int, size: int) -> list[tuple[int, tuple[int, ...]]]:
+    """(split, episode indices) of consecutive chunks of ``size`` episodes covering 0..count-1."""
+    return [(split, tuple(range(s, min(s + size, count)))) for s in range(0, count, size)]
 
 
 @dataclass(frozen=True)
@@ -306,6 +339,15 @@ def _sidecar_path(train_path: Path) -> Path:
     return train_path.with_name(train_path.name[: -len(".npz")] + ".generation.json")
 
 
+def _read_sidecar(path: Path) -> dict:
+    """The generation record beside a dataset ({} when missing or unreadable: the dataset counts as stale)."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
 def generate(
     dataset_name: str = "cube-single-play-v0",
     num_episodes: int | None = None,
@@ -324,30 +366,32 @@ def generate(
         if out_dir
         else generated_dataset_dir(dataset_name, plan.num_episodes, seed)
     )
+    output_dir(directory)  # an existing file as --out is refused before any rollout
     train_path, val_path = ogbench_files(directory, dataset_name)
     sidecar = _sidecar_path(train_path)
     if train_path.exists() and val_path.exists() and not overwrite:
-        recorded = json.loads(sidecar.read_text()) if sidecar.exists() else {}
+        recorded = _read_sidecar(sidecar)
         if recorded.get("fingerprint") == plan.fingerprint():
             return GenerationResult(train_path, val_path, int(recorded.get("steps", 0)), 0.0, cached=True)
-        raise FileExistsError(
-            f"{train_path} already exists but was not generated with these settings ({dataclasses.asdict(plan)}). "
-            "Choose another --out directory, or pass overwrite=True (--overwrite) to replace it."
-        )
+        if out_dir:  # fidec's own cache is regenerated when stale (older format, other settings)
+            raise GeneratedDatasetExistsError(
+                f"{train_path} already exists but was not generated with these settings "
+                f"({dataclasses.asdict(plan)}). "
+                "Choose another --out directory, or pass overwrite=True (--overwrite) to replace it."
+            )
 
     shard_dir = directory / f".{dataset_name}.parts-{plan.fingerprint()}"
     shard_dir.mkdir(parents=True, exist_ok=True)
-    train_chunks = _chunks(0, plan.num_episodes, chunk_episodes)
-    val_chunks = _chunks(plan.num_episodes, plan.num_val_episodes, chunk_episodes)
-    shard = lambda chunk: shard_dir / f"episodes-{chunk[0]:06d}-{chunk[-1]:06d}.npz"
+    train_chunks = _chunks(TRAIN_SPLIT, plan.num_episodes, chunk_episodes)
+    val_chunks = _chunks(VAL_SPLIT, plan.num_val_episodes, chunk_episodes)
+    split_names = {TRAIN_SPLIT: "train", VAL_SPLIT: "val"}
+    shard = lambda c: shard_dir / f"{split_names[c[0]]}-episodes-{c[1][0]:06d}-{c[1][-1]:06d}.npz"
     todo = [c for c in train_chunks + val_chunks if not shard(c).exists()]
     total = plan.num_episodes + plan.num_val_episodes
-    done_before = total - sum(len(c) for c in todo)
+    done_before = total - sum(len(c[1]) for c in todo)
 
     bar = None
     if progress is True:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=total, initial=done_before, unit="episode", desc=f"generating {dataset_name}")
     start, steps = time.perf_counter(), 0
 
@@ -363,11 +407,11 @@ def generate(
     try:
         if workers <= 1 or len(todo) <= 1:
             for chunk in todo:
-                report(*_generate_chunk(plan, chunk, str(shard(chunk))))
+                report(*_generate_chunk(plan, *chunk, str(shard(chunk))))
         else:
             context = multiprocessing.get_context("spawn")  # fork is unsafe once JAX has started threads
             with concurrent.futures.ProcessPoolExecutor(min(workers, len(todo)), mp_context=context) as pool:
-                futures = [pool.submit(_generate_chunk, plan, c, str(shard(c))) for c in todo]
+                futures = [pool.submit(_generate_chunk, plan, *c, str(shard(c))) for c in todo]
                 for future in concurrent.futures.as_completed(futures):
                     report(*future.result())
     finally:
@@ -397,8 +441,6 @@ def generate(
     return GenerationResult(train_path, val_path, total_steps, seconds, cached=False, generated_steps=steps)
 
 
-
-
 def generate_dataset(
     dataset_name: str = "cube-single-play-v0",
     num_episodes: int | None = None,
@@ -414,7 +456,9 @@ def generate_dataset(
 
     ``num_episodes`` defaults to the official count; ``out_dir`` to the fidec cache
     (:func:`fidec.data.paths.generated_dataset_dir`). An existing output with the same settings is reused;
-    an interrupted run resumes from its finished chunks. ``max_episode_steps`` other than 1001 is for tests.
+    in the cache, one written by an older generator (:data:`GENERATION_FORMAT_VERSION`) or with other
+    settings is regenerated, elsewhere it is refused unless ``overwrite``. An interrupted run resumes from
+    its finished chunks. ``max_episode_steps`` other than 1001 is for tests.
     """
     result = generate(
         dataset_name,

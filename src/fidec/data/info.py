@@ -13,7 +13,14 @@ from typing import Any
 
 import numpy as np
 
+from fidec.data.d4rl import read_d4rl_hdf5
 from fidec.data.dataset import Dataset
+from fidec.data.errors import DatasetError, DatasetNotFoundError
+from fidec.data.load import load_dataset, looks_like_path
+from fidec.data.npz import check_ogbench_layout, read_npz
+from fidec.data.paths import cache_dir
+from fidec.data.validate import check_episode_ends
+from fidec.envs.registry import parse_task
 
 
 def array_table(arrays: Mapping[str, np.ndarray]) -> list[dict[str, Any]]:
@@ -80,14 +87,7 @@ def dataset_summary(dataset: Dataset) -> dict[str, Any]:
 def raw_file_summary(path: str | os.PathLike) -> dict[str, Any]:
     """Summary of a file's arrays as stored (OGBench .npz or D4RL .hdf5)."""
     path = Path(path)
-    if path.suffix == ".npz":
-        from fidec.data.npz import read_npz
-
-        arrays = read_npz(path)
-    else:
-        from fidec.data.d4rl import read_d4rl_hdf5
-
-        arrays = read_d4rl_hdf5(path)
+    arrays = read_npz(path) if path.suffix == ".npz" else read_d4rl_hdf5(path)
     summary: dict[str, Any] = {"path": str(path), "bytes": path.stat().st_size, "arrays": array_table(arrays)}
     if "terminals" in arrays:
         flags = np.asarray(arrays["terminals"]).astype(bool)
@@ -107,9 +107,6 @@ def raw_file_summary(path: str | os.PathLike) -> dict[str, Any]:
 
 def _generated_train_file(task: str) -> Path | None:
     """The most recent generated dataset of a task's OGBench dataset, if any."""
-    from fidec.data.paths import cache_dir
-    from fidec.envs.registry import parse_task
-
     spec = parse_task(task)
     root = cache_dir() / "datasets" / "ogbench" / spec.dataset_name
     candidates = sorted(root.glob(f"*/{spec.dataset_name}.npz"), key=lambda p: p.stat().st_mtime)
@@ -117,17 +114,21 @@ def _generated_train_file(task: str) -> Path | None:
 
 
 def dataset_info(path_or_name: str, dataset_dir: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Summary for a file, a Minari folder or a task name (official file, else the newest generated one)."""
-    from fidec.data.load import load_dataset, looks_like_path
-    from fidec.data.ogbench_data import DatasetNotFoundError
-    from fidec.data.validate import DatasetError
+    """Summary for a file, a Minari folder or a task name (official file, else the newest generated one).
 
+    A file that cannot be used as a dataset keeps its as-stored summary and gets ``load_error``."""
     info: dict[str, Any] = {"source": path_or_name}
     path = Path(path_or_name).expanduser()
     is_file = looks_like_path(path_or_name) and path.is_file()
     if is_file:
         info["file"] = raw_file_summary(path)
         if path.suffix == ".npz" and "rewards" not in {row["key"] for row in info["file"]["arrays"]}:
+            try:
+                check_ogbench_layout(path)
+                check_episode_ends(read_npz(path, keys=("terminals",))["terminals"], str(path))
+            except DatasetError as error:
+                info["load_error"] = str(error)
+                return info
             info["note"] = (
                 "OGBench file: rewards and masks are computed per task when loaded with a task name."
             )

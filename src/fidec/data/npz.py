@@ -1,4 +1,4 @@
-"""OGBench's on-disk format (an ``.npz`` of per-step arrays): header inspection and atomic writes.
+"""OGBench's on-disk format (an ``.npz`` of per-step arrays): headers, layout checks, reading and writing.
 
 Official layout of a state dataset ``<env>-<type>-v0.npz`` (and ``-val.npz``), one row per environment step,
 episodes back to back, each episode's last row flagged in ``terminals`` (its observation is the final state,
@@ -7,6 +7,8 @@ whose action is never used):
 - ``observations`` float32 (T, obs_dim) (uint8 (T, 64, 64, 3) for ``visual-`` datasets)
 - ``actions`` float32 (T, action_dim), ``terminals`` bool (T,)
 - ``qpos`` float32 (T, nq), ``qvel`` float32 (T, nv); ``button_states`` int64 (T, n_buttons) for scene/puzzle
+
+Files are written through :mod:`fidec.files`, so a reader sees no file or a complete one.
 """
 
 from __future__ import annotations
@@ -14,12 +16,23 @@ from __future__ import annotations
 import os
 import zipfile
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
-from fidec.data.validate import DatasetError, file_read_error
+from fidec.data.errors import DatasetError, file_read_error
+from fidec.files import atomic_file, fsync_dir
 
 OGBENCH_REQUIRED_KEYS: tuple[str, ...] = ("observations", "actions", "terminals")
+NpyHeader = tuple[tuple[int, ...], bool, np.dtype]
+
+
+def read_npy_header(stream: IO[bytes]) -> NpyHeader:
+    """(shape, fortran_order, dtype) of the ``.npy`` stream, leaving it at the first data byte."""
+    major, _ = np.lib.format.read_magic(stream)
+    reader = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+    shape, fortran, dtype = reader(stream)
+    return tuple(shape), bool(fortran), np.dtype(dtype)
 
 
 def inspect_npz(path: str | os.PathLike) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
@@ -34,14 +47,8 @@ def inspect_npz(path: str | os.PathLike) -> dict[str, tuple[tuple[int, ...], np.
                 if not member.endswith(".npy"):
                     continue
                 with archive.open(member) as stream:
-                    major, _ = np.lib.format.read_magic(stream)
-                    read_header = (
-                        np.lib.format.read_array_header_1_0
-                        if major == 1
-                        else np.lib.format.read_array_header_2_0
-                    )
-                    shape, _, dtype = read_header(stream)
-                headers[member[: -len(".npy")]] = (tuple(shape), np.dtype(dtype))
+                    shape, _, dtype = read_npy_header(stream)
+                headers[member[: -len(".npy")]] = (shape, dtype)
             return headers
     except (zipfile.BadZipFile, EOFError, ValueError, OSError) as error:
         raise file_read_error(path, error) from error
@@ -74,35 +81,20 @@ def check_ogbench_layout(path: str | os.PathLike) -> dict[str, tuple[tuple[int, 
     return headers
 
 
-def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """All arrays of an ``.npz``, with read failures reported as :class:`DatasetError`."""
+def read_npz(path: str | os.PathLike, keys: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` (only ``keys`` that it holds, when given), read failures as
+    :class:`DatasetError`."""
     try:
         with np.load(path, allow_pickle=False) as file:
-            return {key: file[key] for key in file.files}
+            names = file.files if keys is None else [k for k in keys if k in file.files]
+            return {key: file[key] for key in names}
     except (zipfile.BadZipFile, EOFError, ValueError, OSError) as error:
         raise file_read_error(path, error) from error
 
 
 def write_npz_atomic(path: str | os.PathLike, arrays: dict[str, np.ndarray], compress: bool = True) -> Path:
-    """Write ``arrays`` to ``path`` so that ``path`` either does not exist or is complete.
-
-    The data go to a temporary file in the same directory, are fsynced, then renamed over ``path``
-    (``os.replace`` is atomic on one filesystem).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
-        with open(temporary, "wb") as stream:
-            (np.savez_compressed if compress else np.savez)(stream, **arrays)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-    return path
+    """Write ``arrays`` to ``path`` so that ``path`` either does not exist or is complete."""
+    with atomic_file(path, "wb") as stream:
+        (np.savez_compressed if compress else np.savez)(stream, **arrays)
+    fsync_dir(Path(path).parent)  # the rename itself survives a power cut
+    return Path(path)

@@ -1,4 +1,4 @@
-"""OGBench single-task datasets, loaded with OGBench's own loader and reward relabelling.
+"""OGBench single-task datasets (state and pixel), loaded with OGBench's own loader and reward relabelling.
 
 ``ogbench.make_env_and_datasets(task, dataset_path=<file>)`` reads ``<file>`` and its ``-val`` sibling, drops
 each episode's final row to form ``next_observations``, sets ``terminals`` to the episode ends and, for
@@ -8,49 +8,62 @@ single-task names, adds ``rewards`` and ``masks``:
 - manipulation (cube, scene, puzzle): r = (#subgoals achieved) - (#subgoals), mask = 1 - all achieved.
 
 fidec never re-implements that step. It always passes an explicit ``dataset_path`` (OGBench would otherwise
-try to download missing files) and checks the files before handing them over, so that a missing or damaged
-file fails with a message saying where the file was expected and how to get it.
+try to download missing files) and checks the files before handing them over (layout, episode ends, sizes
+against the task's environment) and the arrays after (no NaN/inf in anything the rewards depend on), so
+that a missing or damaged file fails with a message saying which file, what is wrong and how to fix it.
+
+Pixel (``visual-``) tasks give a :class:`~fidec.data.visual.VisualDataset`: frames memory-mapped
+(:mod:`fidec.data.frames`), rewards from the same relabelling run on the state twin (:mod:`fidec.data.relabel`).
 """
 
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from fidec.data.dataset import Dataset
-from fidec.data.npz import check_ogbench_layout
+from fidec.data.errors import DatasetError, DatasetNotFoundError, file_read_error
+from fidec.data.frames import frames_memmap
+from fidec.data.npz import check_ogbench_layout, read_npz
 from fidec.data.paths import dataset_files
+from fidec.data.relabel import RELABEL_KEYS, relabel
 from fidec.data.validate import (
     ActionPolicy,
-    DatasetError,
     check_action_range,
     check_env_dims,
+    check_episode_ends,
     check_finite,
-    file_read_error,
 )
+from fidec.data.visual import VisualDataset
 from fidec.envs.registry import TaskSpec, parse_task
 
-INFO_KEYS: tuple[str, ...] = ("qpos", "qvel", "button_states")
-
-
-class DatasetNotFoundError(DatasetError, FileNotFoundError):
-    """A dataset file is not where it was expected; the message says how to obtain it."""
+INFO_KEYS = RELABEL_KEYS
 
 
 def missing_dataset_message(spec: TaskSpec, train_path: Path, val_path: Path) -> str:
+    """Which files are missing, where they were expected, and every way to obtain them."""
     missing = [str(p) for p in (train_path, val_path) if not p.exists()]
     directory = train_path.parent
     how = [
-        f'download them on a machine with internet access: python -c "import ogbench; '
-        f"ogbench.download_datasets(['{spec.dataset_name}'], '{directory}')\" and copy both files here",
+        f"download them: `fidec data download {spec.name} --dataset-dir {directory}` (add --url or "
+        "$FIDEC_OGBENCH_URL for a mirror), or on a machine with internet access "
+        f"python -c \"import ogbench; ogbench.download_datasets(['{spec.dataset_name}'], '{directory}')\" "
+        "and copy both files here",
         "or point fidec to the folder that holds them (dataset_dir=..., --dataset-dir, or $FIDEC_DATA_DIR)",
     ]
     if spec.is_manipulation and not spec.visual:
         how.append(
             f"or generate the dataset locally with OGBench's scripted oracles: "
-            f"`fidec data generate --env {spec.dataset_name}` (or load_dataset(..., generate_if_missing=True))"
+            f"`fidec data generate {spec.dataset_name}` (or load_dataset(..., generate_if_missing=True))"
+        )
+    if spec.is_manipulation and spec.visual:
+        how.append(
+            f"or render a small one locally: `MUJOCO_GL=egl fidec data generate {spec.dataset_name} "
+            f"--episodes 2 --max-episode-steps 101 --out DIR` and pass --dataset DIR/{spec.dataset_name}.npz "
+            "(rendering runs at a few frames per second on a CPU)"
         )
     return (
         f"OGBench dataset for {spec.name!r} not found: missing {', '.join(missing)}. "
@@ -60,8 +73,28 @@ def missing_dataset_message(spec: TaskSpec, train_path: Path, val_path: Path) ->
     )
 
 
+def _existing_files(spec: TaskSpec, dataset_dir, dataset_path) -> tuple[Path, Path]:
+    train_path, val_path = dataset_files(spec.dataset_name, dataset_dir, dataset_path)
+    if not (train_path.exists() and val_path.exists()):
+        raise DatasetNotFoundError(missing_dataset_message(spec, train_path, val_path))
+    return train_path, val_path
+
+
+def _checked_layout(path: Path, spec: TaskSpec) -> dict:
+    """Header checks, the relabelling keys, and episode ends (the ``terminals`` array is read)."""
+    headers = check_ogbench_layout(path)
+    for key in ("qpos",) if spec.visual else ("qpos", "qvel"):
+        if key not in headers:
+            raise DatasetError(
+                f"{path}: missing '{key}', which OGBench needs to relabel rewards for single-task names. "
+                "Use the official file or one written by `fidec data generate`."
+            )
+    check_episode_ends(read_npz(path, keys=("terminals",))["terminals"], str(path))
+    return headers
+
+
 def _to_dataset(raw: dict[str, np.ndarray], source: str, action_policy: ActionPolicy) -> Dataset:
-    check_finite({k: v for k, v in raw.items() if k in ("observations", "actions", "rewards")}, source)
+    check_finite(raw, source)  # observations, actions, qpos/qvel (which the rewards come from), rewards
     raw = dict(raw, actions=check_action_range(raw["actions"], source, policy=action_policy))
     dataset = Dataset.from_arrays(raw, extra_keys=INFO_KEYS)
     return dataset.validate(source)
@@ -72,32 +105,20 @@ def load_ogbench(
     dataset_dir: str | os.PathLike | None = None,
     dataset_path: str | os.PathLike | None = None,
     action_policy: ActionPolicy = "refuse",
-) -> tuple[Dataset, Dataset]:
+) -> tuple[Dataset, Dataset] | tuple[VisualDataset, VisualDataset]:
     """(train, val) for an OGBench single-task name, from ``<dataset_dir>/<dataset>.npz`` (+ ``-val.npz``)
     or from an explicit ``dataset_path`` to the training file (its ``-val`` sibling must exist too).
 
-    ``visual-`` names give :class:`fidec.data.visual.VisualDataset` (frames memory-mapped, 3-frame stacks)."""
-    import ogbench
+    ``visual-`` names give :class:`VisualDataset` (frames memory-mapped, 3-frame stacks)."""
+    import ogbench  # builds a MuJoCo environment
 
     spec = parse_task(task_name)
     if spec.benchmark != "ogbench":
         raise ValueError(f"{task_name!r} is not an OGBench task.")
-    if spec.visual:  # frames stored once, stacked on device: see fidec.data.visual
-        from fidec.data.visual import load_visual_ogbench
-
+    if spec.visual:
         return load_visual_ogbench(task_name, dataset_dir, dataset_path, action_policy=action_policy)
-    train_path, val_path = dataset_files(spec.dataset_name, dataset_dir, dataset_path)
-    if not (train_path.exists() and val_path.exists()):
-        raise DatasetNotFoundError(missing_dataset_message(spec, train_path, val_path))
-    headers = {}
-    for path in (train_path, val_path):
-        headers[path] = check_ogbench_layout(path)
-        for key in ("qpos", "qvel"):
-            if key not in headers[path]:
-                raise DatasetError(
-                    f"{path}: missing '{key}', which OGBench needs to relabel rewards for single-task names. "
-                    "Use the official file or one written by `fidec data generate`."
-                )
+    train_path, val_path = _existing_files(spec, dataset_dir, dataset_path)
+    headers = {path: _checked_layout(path, spec) for path in (train_path, val_path)}
     env = ogbench.make_env_and_datasets(task_name, env_only=True)
     for path, header in headers.items():
         check_env_dims(
@@ -117,3 +138,72 @@ def load_ogbench(
     train = _to_dataset(train_raw, str(train_path), action_policy)
     val = _to_dataset(val_raw, str(val_path), action_policy)
     return train, val
+
+
+# ------------------------------------------------------------------------------------------ pixels
+
+
+def load_visual_file(
+    path: str | os.PathLike,
+    task_name: str,
+    frame_stack: int = 3,
+    memmap: bool = True,
+    action_policy: ActionPolicy = "refuse",
+    frames_dir: str | os.PathLike | None = None,
+) -> VisualDataset:
+    """One visual ``.npz`` in the official layout -> :class:`VisualDataset` (rewards: OGBench's relabelling)."""
+    path = Path(path)
+    headers = _checked_layout(path, parse_task(task_name))
+    shape, dtype = headers["observations"]
+    if dtype != np.uint8 or len(shape) != 4:
+        raise DatasetError(
+            f"{path}: 'observations' is {dtype} {shape}; a visual dataset holds uint8 frames (T, H, W, C). "
+            "Use the official visual-*.npz file or one written by `fidec data generate visual-...`."
+        )
+    try:
+        with np.load(path, allow_pickle=False) as file:
+            small = {k: file[k] for k in ("actions", "terminals", *INFO_KEYS) if k in file.files}
+            frames = None if memmap else file["observations"]
+    except (zipfile.BadZipFile, EOFError, ValueError, OSError) as error:
+        raise file_read_error(path, error) from error
+    if memmap:
+        frames = frames_memmap(path, directory=frames_dir)
+    terminals = small["terminals"].astype(bool)
+    valid = ~terminals
+    info = {k: small[k][valid] for k in INFO_KEYS if k in small}
+    rewards, masks = relabel(task_name, info, str(path))
+    actions = check_action_range(small["actions"].astype(np.float32), str(path), policy=action_policy)
+    check_finite({"actions": actions}, str(path))
+    full = lambda x: _scatter(x, valid)
+    return VisualDataset.from_episodes(
+        frames,
+        actions,
+        terminals,
+        rewards=full(rewards),
+        masks=full(masks),
+        frame_stack=frame_stack,
+        extras={k: small[k] for k in INFO_KEYS if k in small},
+    ).validate(str(path))
+
+
+def _scatter(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(valid), np.float32)
+    out[valid] = values
+    return out
+
+
+def load_visual_ogbench(
+    task_name: str,
+    dataset_dir: str | os.PathLike | None = None,
+    dataset_path: str | os.PathLike | None = None,
+    frame_stack: int = 3,
+    memmap: bool = True,
+    action_policy: ActionPolicy = "refuse",
+) -> tuple[VisualDataset, VisualDataset]:
+    """(train, val) of a ``visual-`` single-task name from ``<dataset_dir>/<dataset>.npz`` (+ ``-val.npz``)."""
+    spec = parse_task(task_name)
+    if not spec.visual:
+        raise ValueError(f"{task_name!r} is not a visual task (its name has no 'visual-' prefix)")
+    train_path, val_path = _existing_files(spec, dataset_dir, dataset_path)
+    load = lambda p: load_visual_file(p, task_name, frame_stack, memmap, action_policy)
+    return load(train_path), load(val_path)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 OGBENCH_DEFAULT_DATA_DIR = "~/.ogbench/data"
 DEFAULT_CACHE_DIR = "~/.cache/fidec"
+MINARI_DEFAULT_ROOT = "~/.minari/datasets"
 
 
 def data_dir(dataset_dir: str | os.PathLike | None = None) -> Path:
@@ -28,6 +29,11 @@ def data_dir(dataset_dir: str | os.PathLike | None = None) -> Path:
 def cache_dir() -> Path:
     """fidec's cache root: ``$FIDEC_CACHE_DIR`` or ``~/.cache/fidec``."""
     return Path(os.environ.get("FIDEC_CACHE_DIR") or DEFAULT_CACHE_DIR).expanduser()
+
+
+def minari_root() -> Path:
+    """Minari's dataset root: ``$MINARI_DATASETS_PATH`` or ``~/.minari/datasets`` (as Minari reads it)."""
+    return Path(os.environ.get("MINARI_DATASETS_PATH") or MINARI_DEFAULT_ROOT).expanduser()
 
 
 def generated_dataset_dir(dataset_name: str, num_episodes: int, seed: int) -> Path:

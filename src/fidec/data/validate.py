@@ -1,25 +1,21 @@
-"""Dataset checks with actionable errors: every problem names the file or dataset, what was found, what was
-expected and what to do. Nothing is silently dropped or repaired unless the caller asks for it
-(``action_policy="clip"`` or ``"rescale"``)."""
+"""Checks on dataset arrays with actionable errors: every problem names the file or dataset, what was found,
+what was expected and what to do. Nothing is silently dropped or repaired unless the caller asks for it
+(``action_policy="clip"`` or ``"rescale"``: the TrainConfig key ``action_policy``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
+from collections.abc import Iterable, Mapping
 from typing import Literal
 
 import numpy as np
 
-from fidec.errors import UserError
+from fidec.data.errors import DatasetError
 
 ActionPolicy = Literal["refuse", "clip", "rescale"]
+ACTION_POLICIES: tuple[str, ...] = ("refuse", "clip", "rescale")
 
 # Float round-off in stored actions (e.g. float64 -> float32 of a clipped 1.0) is not an out-of-range action.
 ACTION_TOLERANCE = 1e-5
-
-
-class DatasetError(UserError, ValueError):
-    """A dataset that cannot be used as it is; the message says why and what to do."""
 
 
 def require_keys(arrays: Mapping[str, object], keys: tuple[str, ...] | list[str], source: str) -> None:
@@ -57,9 +53,10 @@ def check_lengths(arrays: Mapping[str, np.ndarray], source: str) -> int:
     return size
 
 
-def check_finite(arrays: Mapping[str, np.ndarray], source: str) -> None:
-    for key, value in arrays.items():
-        value = np.asarray(value)
+def check_finite(arrays: Mapping[str, np.ndarray], source: str, keys: Iterable[str] | None = None) -> None:
+    """Every float array (of ``keys``, default all) holds only finite values."""
+    for key in arrays if keys is None else [k for k in keys if k in arrays]:
+        value = np.asarray(arrays[key])
         if value.dtype.kind == "f" and not np.isfinite(value).all():
             bad = ~np.isfinite(value)
             rows = np.flatnonzero(bad.reshape(len(value), -1).any(axis=1))
@@ -67,6 +64,18 @@ def check_finite(arrays: Mapping[str, np.ndarray], source: str) -> None:
                 f"{source}: '{key}' has {int(bad.sum())} NaN/inf value(s), first at row(s) {rows[:5].tolist()}. "
                 "Remove those transitions or regenerate the dataset."
             )
+
+
+def check_episode_ends(terminals: np.ndarray, source: str) -> None:
+    """OGBench's layout flags each episode's last row in ``terminals``, so the file's last row is flagged."""
+    terminals = np.asarray(terminals).astype(bool)
+    if terminals.size and not terminals[-1]:
+        found = "no row" if not terminals.any() else f"{int(terminals.sum())} row(s) but not the last"
+        raise DatasetError(
+            f"{source}: 'terminals' flags {found}; in OGBench's layout it is true at the last row of every "
+            "episode (so at the file's last row), which is how episodes are told apart. Write the file with "
+            "terminals[i] = True at each episode's last row, or regenerate it with `fidec data generate`."
+        )
 
 
 def check_binary(arrays: Mapping[str, np.ndarray], keys: tuple[str, ...], source: str) -> None:
@@ -101,40 +110,13 @@ def check_action_range(
     if policy == "clip" or max_abs <= 1.0 + ACTION_TOLERANCE:
         return np.clip(actions, -1.0, 1.0)
     if policy != "refuse":
-        raise ValueError(f"Unknown action policy {policy!r}; expected 'refuse', 'clip' or 'rescale'.")
+        raise DatasetError(f"Unknown action_policy {policy!r}; expected one of {', '.join(ACTION_POLICIES)}.")
     outside = float((np.abs(actions) > 1.0 + ACTION_TOLERANCE).mean())
     raise DatasetError(
         f"{source}: actions must lie in [-1, 1] but reach |a| = {max_abs:.4g} ({outside:.2%} of entries "
-        "outside). Pass action_policy='clip' to clip them, or action_policy='rescale' to map the data's "
-        "range (or the environment's bounds) affinely onto [-1, 1]."
+        "outside). Clip them with `--set action_policy=clip`, or map the data's range affinely onto [-1, 1] "
+        "with `--set action_policy=rescale` (in Python: load_dataset(..., action_policy='clip'))."
     )
-
-
-def validate_transitions(arrays: Mapping[str, np.ndarray], source: str) -> None:
-    """Checks for a finished transition set (the :class:`~fidec.data.Dataset` arrays)."""
-    from fidec.data.dataset import CORE_KEYS
-
-    require_keys(arrays, CORE_KEYS, source)
-    for key in CORE_KEYS:
-        dtype = np.asarray(arrays[key]).dtype
-        if dtype != np.float32 and not (dtype == np.uint8 and key in ("observations", "next_observations")):
-            raise DatasetError(
-                f"{source}: '{key}' has dtype {dtype}; the Dataset container holds float32 arrays (uint8 for "
-                "pixel observations). Build it with Dataset.from_arrays, which casts numeric arrays."
-            )
-    check_lengths({k: arrays[k] for k in CORE_KEYS}, source)
-    if np.shape(arrays["observations"]) != np.shape(arrays["next_observations"]):
-        raise DatasetError(
-            f"{source}: observations {np.shape(arrays['observations'])} and next_observations "
-            f"{np.shape(arrays['next_observations'])} differ in shape."
-        )
-    if np.ndim(arrays["actions"]) != 2:
-        raise DatasetError(
-            f"{source}: actions must be 2-D (N, action_dim), got shape {np.shape(arrays['actions'])}."
-        )
-    check_finite({k: arrays[k] for k in CORE_KEYS}, source)
-    check_binary(arrays, ("masks", "terminals"), source)
-    check_action_range(arrays["actions"], source, policy="refuse")
 
 
 def check_env_dims(
@@ -156,11 +138,3 @@ def check_env_dims(
             f"{source} does not match environment {env_name!r}: {'; '.join(problems)}. "
             "Check that the dataset belongs to this task (a different family or a pixel/state mix-up)."
         )
-
-
-def file_read_error(path: str | Path, error: BaseException) -> DatasetError:
-    """A truncated or corrupt file: say which file, what failed and how to recover."""
-    return DatasetError(
-        f"Could not read dataset file {path}: {type(error).__name__}: {error}. The file is truncated or corrupt "
-        "(an interrupted download or copy). Delete it and download or generate it again."
-    )

@@ -24,6 +24,7 @@ import numpy as np
 
 from fidec.envs.make import make_env, render_frame
 from fidec.envs.registry import parse_task
+from fidec.envs.scores import normalized_score
 
 Policy = Callable[[np.ndarray], np.ndarray]
 DEFAULT_NUM_ENVS = 5
@@ -146,8 +147,6 @@ def evaluate(
         "env_steps_per_second": steps / seconds if seconds > 0 else float("nan"),
     }
     if spec.benchmark == "d4rl":
-        from fidec.data.d4rl import normalized_score
-
         results["normalized_score"] = float(normalized_score(env_name, returns.mean()))
     if video_dir is not None and frames:
         _save_video(frames, video_dir, f"{env_name}-seed{seed}")

@@ -20,7 +20,9 @@ from typing import Any
 import gymnasium
 import numpy as np
 
+from fidec.envs.observations import flatten_observation
 from fidec.envs.registry import TaskSpec, parse_task
+from fidec.errors import UserError
 
 R, G = "r", "g"
 # D4RL's evaluation mazes: umaze from D4RL's U_MAZE_TEST, medium/large from BIG_MAZE_TEST / HARDEST_MAZE_TEST.
@@ -65,15 +67,17 @@ ADROIT_ENV_IDS = {
 ADROIT_HORIZONS = {"pen": 100, "door": 200, "hammer": 200, "relocate": 200}
 
 
+class MissingDependencyError(UserError, ImportError):
+    """A task needs an optional package that is not installed; the message names the pip command."""
+
+
 class Float32Observation(gymnasium.ObservationWrapper):
-    """Observations as float32 vectors; Dict observations flattened as in :func:`fidec.data.d4rl.flatten_observation`."""
+    """Observations as float32 vectors; Dict observations flattened by
+    :func:`fidec.envs.observations.flatten_observation`."""
 
     def __init__(self, env: gymnasium.Env):
         super().__init__(env)
-        from fidec.data.d4rl import flatten_observation
-
-        self._flatten = flatten_observation
-        sample = self._flatten(env.observation_space.sample())
+        sample = flatten_observation(env.observation_space.sample())
         if env.observation_space.dtype == np.uint8:
             self.observation_space = env.observation_space
         else:
@@ -82,7 +86,7 @@ class Float32Observation(gymnasium.ObservationWrapper):
             )
 
     def observation(self, observation):
-        flat = self._flatten(observation)
+        flat = flatten_observation(observation)
         return flat if flat.dtype == np.uint8 else flat.astype(np.float32)
 
 
@@ -90,8 +94,9 @@ def _gymnasium_robotics_env(spec: TaskSpec, render_mode: str | None) -> gymnasiu
     try:
         import gymnasium_robotics
     except ImportError as error:
-        raise ImportError(
-            f"{spec.name!r} needs gymnasium-robotics (AntMaze, Adroit): pip install 'fidec[d4rl]'."
+        raise MissingDependencyError(
+            f"{spec.name!r} needs gymnasium-robotics (AntMaze, Adroit), which is not installed: "
+            "pip install 'fidec[d4rl]'."
         ) from error
     gymnasium.register_envs(gymnasium_robotics)
     if spec.is_antmaze:

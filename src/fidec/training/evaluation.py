@@ -21,9 +21,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from fidec.agents import Agent, AgentConfig, AgentState
-from fidec.data.visual import stack_frames
 from fidec.envs import evaluate, make_eval_envs, parse_task
 from fidec.envs.evaluate import DEFAULT_NUM_ENVS
+from fidec.envs.frame_stack import stack_frames
 from fidec.files import write_json_atomic
 from fidec.stats import mean_std
 from fidec.training.logging import EpisodeBar
