@@ -46,7 +46,9 @@ def _digest(folder: Path) -> dict[str, str]:
 def _fails(args: list[str], expected: str, tmp_path: Path | None = None) -> str:
     result = CliRunner().invoke(app, args, env={"COLUMNS": "300"})
     output = result.output.strip()
-    assert result.exit_code == EXIT_USER_ERROR, f"`fidec {' '.join(args)}` exited {result.exit_code}:\n{output[-3000:]}"
+    assert result.exit_code == EXIT_USER_ERROR, (
+        f"`fidec {' '.join(args)}` exited {result.exit_code}:\n{output[-3000:]}"
+    )
     assert "Traceback" not in output, output[-3000:]
     lines = [line for line in output.splitlines() if line.strip()]
     error_lines = [line for line in lines if line.startswith("error:")]
@@ -94,9 +96,12 @@ def test_bad_run_directories(toy_run, tmp_path):
     assert (notes / "keep.txt").read_text() == "mine"
     _fails(["eval", str(toy_run), "--action-mode", "iterative"], "action modes")
     _fails(["diagnose", "kl", "--run-dir", str(toy_run)], "residual")
-    with RunDir(toy_run).lock():
-        _fails(["train", "--resume", str(toy_run), "--set", "steps=100"], "another fidec process is using the run")
     assert _digest(toy_run) == before
+    claimed = RunDir.claim(
+        tmp_path / "claimed", make_train_config(overrides={"run_dir": str(tmp_path / "claimed")})
+    )
+    with claimed.lock():  # another process trains this run: refused before any data is loaded
+        _fails(["train", "--resume", str(claimed.root)], "another fidec process is using the run")
 
 
 def test_damaged_run_records_are_named(toy_run, tmp_path):
@@ -115,8 +120,12 @@ def test_damaged_run_records_are_named(toy_run, tmp_path):
 
 def test_bad_datasets(tmp_path):
     missing = tmp_path / "missing.npz"
-    _fails(["train", "--env", TASK, "--dataset", str(missing), "--run-dir", str(tmp_path / "a")], "missing.npz")
-    assert not (tmp_path / "a" / "checkpoints").exists() or not list((tmp_path / "a" / "checkpoints").iterdir())
+    _fails(
+        ["train", "--env", TASK, "--dataset", str(missing), "--run-dir", str(tmp_path / "a")], "missing.npz"
+    )
+    assert not (tmp_path / "a" / "checkpoints").exists() or not list(
+        (tmp_path / "a" / "checkpoints").iterdir()
+    )
     bad = tmp_path / "bad.npz"
     np.savez(bad, observations=np.zeros((10, 28), np.float32))
     before = bad.read_bytes()
@@ -126,7 +135,9 @@ def test_bad_datasets(tmp_path):
 
 def test_bad_sweep_and_report_inputs(tmp_path):
     spec = tmp_path / "spec.toml"
-    spec.write_text('name = "x"\nagents = ["fd"]\ntasks = ["cube-single-play-singletask-task1-v0"]\nseeds = [0]\nsteeps = 3\n')
+    spec.write_text(
+        'name = "x"\nagents = ["fd"]\ntasks = ["cube-single-play-singletask-task1-v0"]\nseeds = [0]\nsteeps = 3\n'
+    )
     _fails(["sweep", str(spec), "--dry-run"], "steeps")
     _fails(["sweep", str(tmp_path / "none.toml"), "--dry-run"], "none.toml")
     _fails(["report", str(tmp_path / "nothing-here")], "does not exist")

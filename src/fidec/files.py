@@ -252,15 +252,18 @@ def output_file(out: str | os.PathLike | None, default_name: str, default_dir: s
     return target
 
 
-def output_dir(out: str | os.PathLike) -> Path:
-    """A folder an ``--out`` option names (created), refusing an existing file before any work starts."""
+def output_dir(out: str | os.PathLike, create: bool = True) -> Path:
+    """A folder an ``--out`` option names, refusing an existing file or an unwritable place before any work
+    starts; created unless ``create`` is False (a check only)."""
     path = Path(out).expanduser()
     if path.exists() and not path.is_dir():
         raise OutputPathError(f"--out {path} is a file; give a folder (it is created if missing)")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputPathError(_describe(exc, path)) from exc
-    if not os.access(path, os.W_OK):
-        raise OutputPathError(f"--out {path} is not writable; choose another folder")
+    existing = next(p for p in [path, *path.parents] if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise OutputPathError(f"--out {path}: {existing} is not a writable folder; choose another folder")
+    if create:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputPathError(_describe(exc, path)) from exc
     return path

@@ -71,7 +71,7 @@ class Agent:
             raise ValueError(
                 f"observations have shape {tuple(observations.shape[1:])} per sample; this pixel agent takes "
                 f"{self.obs_dim} ({self.config.encoder.frame_stack} stacked frames): wrap the environments "
-                "with fidec.data.visual.stack_frames(envs, agent.config.encoder.frame_stack)"
+                "with fidec.envs.frame_stack.stack_frames(envs, agent.config.encoder.frame_stack)"
             )
         return self._sample(state, observations, key, mode)
 

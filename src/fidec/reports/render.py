@@ -99,6 +99,7 @@ def build_report(
     """Read the runs under ``paths`` and write the report into ``out_dir`` (see the module docstring)."""
     if fmt not in FORMATS:
         raise ReportInputError(f"unknown --format {fmt!r}; use one of {', '.join(FORMATS)}")
+    output_dir(out_dir, create=False)  # a bad --out is reported before the runs are read
     collection = collect_runs(paths)
     protocols = ["last3", "final"] + (["best"] if best else [])
     groups, group_notes = group_scores(collection.runs, protocols)

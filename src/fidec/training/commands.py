@@ -19,7 +19,7 @@ from fidec.errors import EXIT_FAILURE, EXIT_INTERRUPTED, UserError, fail
 from fidec.presets import AGENT_DEFAULTS, NAMED_PRESETS, TASK_OVERRIDES, TASK_PRESETS, preset_names
 from fidec.training.config import DEFAULT_AGENT, DEFAULT_ENV, SCALES, describe_config, make_train_config
 from fidec.training.evaluation import evaluate_run
-from fidec.training.loop import NonFiniteError, RunInterrupted, train
+from fidec.training.loop import NonFiniteError, RunInterrupted, check_runnable, train
 from fidec.training.loop import resume as resume_run
 from fidec.training.rundir import read_config
 
@@ -152,7 +152,7 @@ def train_command(
                 return
             resume_run(resume, overrides)
             return
-        config = make_train_config(agent, env, presets=preset, overrides=overrides)
+        config = check_runnable(make_train_config(agent, env, presets=preset, overrides=overrides), None, None)
         if show_config:
             _print_config(config)
             return

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fidec.agents import Agent, AgentConfig, AgentState
+from fidec.config import ConfigError
 from fidec.envs import evaluate, make_eval_envs, parse_task
 from fidec.envs.evaluate import DEFAULT_NUM_ENVS
 from fidec.envs.frame_stack import stack_frames
@@ -159,6 +160,8 @@ def evaluate_run(
         config, agent, states = loaded.config, loaded.agent, loaded.states
         episodes = episodes or config.eval_episodes or 50
         mode = action_mode or config.action_mode
+        if mode not in agent.modes:  # before any environment is built
+            raise ConfigError(f"agent {agent.name!r} supports action modes {list(agent.modes)}, not {mode!r}")
         video_dir = run.videos_dir / f"step_{loaded.step}" if video else None
         envs = None
         if evaluator is None:
