@@ -30,7 +30,8 @@ def fail(message: str, code: int = EXIT_USER_ERROR) -> typer.Exit:
 @contextmanager
 def user_errors(*also: type[BaseException]) -> Iterator[None]:
     """Inside a command: a :class:`UserError` (or one of ``also``) becomes one line and exit code 2."""
+    caught: tuple[type[BaseException], ...] = (UserError, *also)
     try:
         yield
-    except (UserError, *also) as exc:
+    except caught as exc:
         raise fail(str(exc)) from None

@@ -67,7 +67,7 @@ def build_networks(config: AgentConfig, action_dim: int) -> Networks:
         activation=net.activation,
         layer_norm=net.actor_layer_norm,
     )
-    heads = dict(
+    heads: dict[str, Any] = dict(
         flow=VectorField(**actor, time_embedding=net.time_embedding),
         critic=CriticEnsemble(net.critic_hidden, net.num_critics, net.activation, net.critic_layer_norm),
         residual=Residual(**actor, init_scale=net.residual_init_scale),

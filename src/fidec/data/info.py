@@ -20,6 +20,7 @@ from fidec.data.load import load_dataset, looks_like_path
 from fidec.data.npz import check_ogbench_layout, read_npz
 from fidec.data.paths import cache_dir
 from fidec.data.validate import check_episode_ends
+from fidec.data.visual import VisualDataset
 from fidec.envs.registry import parse_task
 
 
@@ -63,11 +64,11 @@ def episode_lengths(terminals: np.ndarray) -> np.ndarray:
     return np.diff(np.concatenate([[0], ends]))
 
 
-def dataset_summary(dataset: Dataset) -> dict[str, Any]:
+def dataset_summary(dataset: Dataset | VisualDataset) -> dict[str, Any]:
     """Summary of loaded transitions."""
     lengths = episode_lengths(dataset.terminals)
-    pixels = isinstance(dataset.obs_dim, tuple)  # a VisualDataset: one frame's shape
-    obs_shape = dataset.obs_dim if pixels else tuple(dataset.observations.shape[1:])
+    # A VisualDataset's obs_dim is already one frame's shape.
+    obs_shape = dataset.obs_dim if isinstance(dataset, VisualDataset) else tuple(dataset.observations.shape[1:])
     episode_returns = np.add.reduceat(dataset.rewards, np.concatenate([[0], np.cumsum(lengths)[:-1]]))
     return {
         "transitions": dataset.size,

@@ -91,7 +91,7 @@ def _load_transitions_npz(path: Path, action_policy: ActionPolicy) -> Dataset:
 
 def load_path(
     path: str | os.PathLike, task: str | None = None, action_policy: ActionPolicy = "refuse"
-) -> tuple[Dataset, Dataset | None]:
+) -> tuple[Dataset | VisualDataset, Dataset | VisualDataset | None]:
     """(train, val) from a file or folder; see the module docstring."""
     path = Path(path).expanduser()
     if not path.exists():
@@ -122,7 +122,7 @@ def load_dataset(
     dataset_path: str | os.PathLike | None = None,
     action_policy: ActionPolicy = "refuse",
     generation_workers: int = 1,
-) -> tuple[Dataset, Dataset | None]:
+) -> tuple[Dataset | VisualDataset, Dataset | VisualDataset | None]:
     """(train, val) for a task name or a dataset path (see the module docstring).
 
     ``episodes``/``seed``/``generation_workers`` apply only to generated OGBench datasets.

@@ -95,6 +95,6 @@ def read_npz(path: str | os.PathLike, keys: tuple[str, ...] | None = None) -> di
 def write_npz_atomic(path: str | os.PathLike, arrays: dict[str, np.ndarray], compress: bool = True) -> Path:
     """Write ``arrays`` to ``path`` so that ``path`` either does not exist or is complete."""
     with atomic_file(path, "wb") as stream:
-        (np.savez_compressed if compress else np.savez)(stream, **arrays)
+        (np.savez_compressed if compress else np.savez)(stream, allow_pickle=False, **arrays)
     fsync_dir(Path(path).parent)  # the rename itself survives a power cut
     return Path(path)

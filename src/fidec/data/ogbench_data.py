@@ -163,11 +163,10 @@ def load_visual_file(
     try:
         with np.load(path, allow_pickle=False) as file:
             small = {k: file[k] for k in ("actions", "terminals", *INFO_KEYS) if k in file.files}
-            frames = None if memmap else file["observations"]
+            loaded = None if memmap else file["observations"]
     except (zipfile.BadZipFile, EOFError, ValueError, OSError) as error:
         raise file_read_error(path, error) from error
-    if memmap:
-        frames = frames_memmap(path, directory=frames_dir)
+    frames = frames_memmap(path, directory=frames_dir) if loaded is None else loaded
     terminals = small["terminals"].astype(bool)
     valid = ~terminals
     info = {k: small[k][valid] for k in INFO_KEYS if k in small}

@@ -42,6 +42,6 @@ def task_dims(task_name: str) -> TaskDims:
         return TaskDims((obs_dim,), action_dim)
     env = make_env(task_name)
     try:
-        return TaskDims(tuple(env.observation_space.shape), int(np.prod(env.action_space.shape)))
+        return TaskDims(tuple(env.observation_space.shape or ()), int(np.prod(env.action_space.shape or ())))
     finally:
         env.close()

@@ -91,8 +91,8 @@ def evaluate(
         envs = make_eval_envs(env_name, count, seed, render=video_dir is not None)
     envs = list(envs)
     count = len(envs)
-    obs_shape = envs[0].observation_space.shape
-    action_dim = int(np.prod(envs[0].action_space.shape))
+    obs_shape = envs[0].observation_space.shape or ()
+    action_dim = int(np.prod(envs[0].action_space.shape or ()))
 
     queues = [list(range(i, num_episodes, count)) for i in range(count)]
     observations = np.zeros((count, *obs_shape), dtype=envs[0].observation_space.dtype)

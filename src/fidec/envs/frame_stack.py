@@ -19,7 +19,10 @@ class FrameStack(gymnasium.Wrapper):
         if k < 1:
             raise ValueError(f"frame stack must be >= 1, got {k}")
         self.k = k
-        h, w, c = env.observation_space.shape
+        shape = env.observation_space.shape
+        if shape is None or len(shape) != 3:
+            raise ValueError(f"frame stacking needs (H, W, C) image observations, got shape {shape}")
+        h, w, c = shape
         self.observation_space = gymnasium.spaces.Box(0, 255, (h, w, c * k), np.uint8)
         self._frames: list[np.ndarray] = []
 

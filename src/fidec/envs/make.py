@@ -126,9 +126,10 @@ def make_env(name: str, seed: int | None = None, render: bool = False, **kwargs:
     else:
         env = _gymnasium_robotics_env(spec, "rgb_array" if render else None)
     env = Float32Observation(env)
-    low, high = env.action_space.low, env.action_space.high
-    if not (np.allclose(low, -1.0) and np.allclose(high, 1.0)):
-        env = gymnasium.wrappers.RescaleAction(env, -1.0, 1.0)
+    space = env.action_space
+    assert isinstance(space, gymnasium.spaces.Box), f"{name}: continuous (Box) actions expected, got {space}"
+    if not (np.allclose(space.low, -1.0) and np.allclose(space.high, 1.0)):
+        env = gymnasium.wrappers.RescaleAction(env, np.float32(-1.0), np.float32(1.0))
     if seed is not None:
         env.reset(seed=seed)
         env.action_space.seed(seed)

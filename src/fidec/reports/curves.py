@@ -16,6 +16,7 @@ import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -36,7 +37,7 @@ STEPS_TEXT = "gradient steps"
 BAND_TEXT = "line: mean over seeds; shaded: 95% bootstrap CI of the mean"
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 LINESTYLES = ("-", "--", "-.", ":")
-_RC = {
+_RC: Any = {  # matplotlib's stubs type rc keys as one Literal
     "font.size": FONT_PT,
     "axes.labelsize": FONT_PT,
     "axes.titlesize": FONT_PT,

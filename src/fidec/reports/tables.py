@@ -12,8 +12,9 @@ from __future__ import annotations
 import csv
 import html
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from fidec.formatting import format_fixed, format_interval, format_mean_std, markdown_table
 from fidec.reports.aggregate import (
@@ -125,7 +126,11 @@ def _scaled(stat: MeanStd | None, metric: str) -> Cell | None:
     return Cell(stat.mean * scale, stat.n, std=(stat.std or 0.0) * scale)
 
 
-def _ordered(values: Sequence[str]) -> list[str]:
+T = TypeVar("T")
+
+
+def _ordered(values: Sequence[T]) -> list[T]:
+    """The distinct values in order of first appearance."""
     return list(dict.fromkeys(values))
 
 
@@ -357,8 +362,8 @@ def scores_csv(groups: Sequence[GroupScores], protocols: Sequence[str]) -> str:
 
 
 def aggregate_csv(
-    results: dict[str, Sequence[tuple[AggregateScope, dict[str, AggregateInterval | None]]]],
-    tables: dict[str, Table],
+    results: Mapping[str, Sequence[tuple[AggregateScope, dict[str, AggregateInterval | None]]]],
+    tables: Mapping[str, Table],
     confidence: float = 0.95,
 ) -> str:
     """Raw numbers (not scaled) of the IQM tables: one row per (protocol, scope, label) with the IQM, its

@@ -158,6 +158,7 @@ def online_step(
 
     The action for the next environment step uses the parameters after this update.
     """
+    assert state.replay is not None, "the online phase gives every seed a replay ring"
     buffer = replay_lib.insert(state.replay, transition)
     key, batch_key, act_key = jax.random.split(state.key, 3)
     batch = replay_lib.sample(data, buffer, batch_key, batch_size)

@@ -117,7 +117,7 @@ def save_checkpoint(
     with atomic_directory(final) as folder:
         arrays_path = folder / ARRAYS_FILE
         with open(arrays_path, "wb") as stream:
-            np.savez(stream, **{k: np.asarray(v) for k, v in arrays.items()})
+            np.savez(stream, allow_pickle=False, **{k: np.asarray(v) for k, v in arrays.items()})
             stream.flush()
             os.fsync(stream.fileno())
         manifest = {

@@ -119,7 +119,7 @@ def train_command(
     """
 
     try:
-        overrides: dict[str, object] = parse_assignments(assignments)
+        overrides: dict[str, object] = dict(parse_assignments(assignments))
         flags = {
             "dataset": str(dataset) if dataset else None,
             "dataset_dir": str(dataset_dir) if dataset_dir else None,
@@ -219,14 +219,14 @@ def presets_command(
     rows: list[tuple[str, str, str, str]] = []
     for scale in SCALES.values():
         sets = _setting_text(dict(scale.overrides))
-        presets = ", ".join(
+        agent_presets = ", ".join(
             scale.agent_presets + tuple(f"{p} (pixel tasks)" for p in scale.pixel_agent_presets)
         )
         rows.append(
             (
                 scale.name,
                 "scale (--preset)",
-                f"{sets}" + (f"; agent presets: {presets}" if presets else ""),
+                f"{sets}" + (f"; agent presets: {agent_presets}" if agent_presets else ""),
                 scale.description,
             )
         )
@@ -236,8 +236,8 @@ def presets_command(
         ("task (from --env)", TASK_OVERRIDES),
         ("agent default (from --agent)", AGENT_DEFAULTS),
     ]
-    for kind, table in groups:
-        for preset in table.values():
+    for kind, presets in groups:
+        for preset in presets.values():
             parts = [_setting_text(dict(preset.overrides))] if preset.overrides else []
             parts += [f"{agent}: {_setting_text(dict(v))}" for agent, v in preset.per_agent.items()]
             parts += [
@@ -256,5 +256,5 @@ def presets_command(
     for column in ("name", "kind", "sets", "what and source"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(escape(cell) for cell in row))
     Console().print(table)

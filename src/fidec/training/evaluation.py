@@ -72,9 +72,9 @@ def default_evaluator() -> Evaluator:
     return evaluate
 
 
-def clean_results(results: dict) -> dict[str, float]:
+def clean_results(results: dict) -> dict[str, float | None]:
     """Scalar results as floats, timings dropped; NaN (metric undefined for this task) becomes None."""
-    cleaned = {}
+    cleaned: dict[str, float | None] = {}
     for k, v in results.items():
         if k in TIMING_KEYS:
             continue

@@ -34,6 +34,7 @@ from fidec.agents import REGISTRY, Agent
 from fidec.config import ConfigError, apply_overrides, to_dict
 from fidec.data import Dataset, load_dataset
 from fidec.data.dataset import clip_actions
+from fidec.data.visual import VisualDataset
 from fidec.envs import parse_task
 from fidec.training import blocks, snapshot
 from fidec.training.config import TrainConfig, check_consistency
@@ -103,7 +104,7 @@ def _is_multiple(step: int, interval: int) -> bool:
     return interval > 0 and step % interval == 0
 
 
-def load_training_data(config: TrainConfig) -> Dataset:
+def load_training_data(config: TrainConfig) -> Dataset | VisualDataset:
     """The run's training set (generated and cached first when allowed and missing)."""
     train_set, _ = load_dataset(
         config.env,
@@ -119,7 +120,7 @@ def load_training_data(config: TrainConfig) -> Dataset:
     return train_set
 
 
-def check_runnable(config: TrainConfig, dataset: Dataset | None, evaluator: Evaluator | None) -> TrainConfig:
+def check_runnable(config: TrainConfig, dataset: Dataset | VisualDataset | None, evaluator: Evaluator | None) -> TrainConfig:
     """Everything about ``config`` that can be checked before any file is written or data is loaded."""
     config = check_consistency(config)
     if (dataset is None or evaluator is None) and config.total_steps > 0:
@@ -154,7 +155,7 @@ class _Session:
         config: TrainConfig,
         run: RunDir,
         resume: bool,
-        dataset: Dataset | None,
+        dataset: Dataset | VisualDataset | None,
         evaluator: Evaluator | None,
         env_factory: EnvFactory | None,
         console: bool,
@@ -185,11 +186,11 @@ class _Session:
         injected = dataset is not None
         if dataset is None:
             self.text.write(f"loading the dataset of {config.env}", echo=True)
-            dataset = load_training_data(self.config)
+        data = dataset if dataset is not None else load_training_data(self.config)
         self.timing["data_seconds"] = time.perf_counter() - start
         if config.action_clip_eps is not None:
-            dataset = clip_actions(dataset, config.action_clip_eps)
-        self.dataset = dataset
+            data = clip_actions(data, config.action_clip_eps)
+        self.dataset = dataset = data
         self.agent = cached_agent(config.agent_name, config.agent, dataset.obs_dim, dataset.action_dim)
         if "obs_dim" not in run.read_record():
             run.update_record(
@@ -389,7 +390,7 @@ class _Session:
             bar.close()
         self.logger.eval(step, phase, results)
         self.timing["eval_seconds"] += time.perf_counter() - start
-        scores = [r.get(self.metric) for r in results.values() if r.get(self.metric) is not None]
+        scores = [float(s) for r in results.values() if (s := r.get(self.metric)) is not None]
         mean = float(np.mean(scores)) if scores else None
         shown = "n/a" if mean is None else f"{mean:.3f}"
         self.text.write(
@@ -492,7 +493,7 @@ class _Session:
         return RunResult(self.run.root, config, summary, per_seed, self.agent)
 
     def finish(self) -> dict:
-        timing = self._cumulative_timing()
+        timing: dict[str, Any] = dict(self._cumulative_timing())
         updates = timing.pop("timed_updates")
         update_seconds = timing.pop("timed_update_seconds")
         per_seed_rate = updates / update_seconds if update_seconds > 0 else None
@@ -524,7 +525,7 @@ def train(
     config: TrainConfig | None = None,
     *,
     resume: bool = False,
-    dataset: Dataset | None = None,
+    dataset: Dataset | VisualDataset | None = None,
     evaluator: Evaluator | None = None,
     env_factory: EnvFactory | None = None,
     console: bool = True,
@@ -547,7 +548,7 @@ def resume(
     run_dir: str | os.PathLike,
     overrides: dict[str, Any] | None = None,
     *,
-    dataset: Dataset | None = None,
+    dataset: Dataset | VisualDataset | None = None,
     evaluator: Evaluator | None = None,
     env_factory: EnvFactory | None = None,
     console: bool = True,

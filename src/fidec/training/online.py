@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from fidec.envs import make_env, parse_task
 
-EnvFactory = Callable[[str], object]
+EnvFactory = Callable[[str], Any]
 
 
 def episode_seed(seed: int, episode: int) -> int:

@@ -24,7 +24,7 @@ from fidec.training.config import TrainConfig
 def seed_scores(rows: Sequence[Mapping[str, Any]], metric: str) -> dict[str, Any]:
     """final / last3 of one seed's evaluation rows (any order)."""
     rows = sorted(rows, key=lambda r: r["step"])
-    scores = [(r["step"], r.get(metric)) for r in rows if r.get(metric) is not None]
+    scores = [(int(r["step"]), float(v)) for r in rows if (v := r.get(metric)) is not None]
     if not scores:
         return {"final": None, "last3": None, "final_step": None, "last3_steps": []}
     last = scores[-3:]
@@ -69,7 +69,7 @@ def build_summary(
     per_seed = {
         seed: seed_scores([r for r in eval_rows if r["seed"] == seed], metric) for seed in config.seeds
     }
-    last3_steps = next((s["last3_steps"] for s in per_seed.values() if s["last3_steps"]), [])
+    last3_steps: list[int] = next((s["last3_steps"] for s in per_seed.values() if s["last3_steps"]), [])
     summary: dict[str, Any] = {
         "status": status,
         "agent": config.agent_name,
