@@ -98,8 +98,14 @@ def run_seed(args: argparse.Namespace, seed: int) -> None:
     with open(seed_dir / "stdout.log", "w") as log:
         code = subprocess.call(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     wall = time.time() - start
-    record = {"code": args.code, "seed": seed, "command": command, "wall_s": wall, "exit_code": code,
-              "last_eval_step": last_eval_step(seed_dir)}
+    record = {
+        "code": args.code,
+        "seed": seed,
+        "command": command,
+        "wall_s": wall,
+        "exit_code": code,
+        "last_eval_step": last_eval_step(seed_dir),
+    }
     (seed_dir / "fidec-parity.json").write_text(json.dumps(record, indent=2))
     if code != 0:
         raise SystemExit(f"{args.code} seed {seed} failed (exit {code}); see {seed_dir / 'stdout.log'}")
@@ -124,7 +130,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=PARITY["steps"])
     args = parser.parse_args()
     if not (Path(args.checkout) / "main.py").is_file():
-        raise SystemExit(f"{args.checkout} has no main.py: give the folder of your clone of the official code")
+        raise SystemExit(
+            f"{args.checkout} has no main.py: give the folder of your clone of the official code"
+        )
     args.data_dir = args.data_dir or str(default_data_dir(args.env))
     if not Path(args.data_dir).is_dir():
         raise SystemExit(
