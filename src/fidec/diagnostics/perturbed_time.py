@@ -25,6 +25,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fidec.config import ConfigError
+from fidec.diagnostics.behaviours import rotation_2d
+from fidec.diagnostics.flow_fit import fit_flow
+from fidec.fisher import trace_normalize
 from fidec.flows import gaussian_fisher, gaussian_score, gaussian_velocity, score_at
 
 METRICS = ("raw", "normalized")
@@ -63,22 +67,22 @@ class PerturbedTimeConfig:
     def __post_init__(self) -> None:
         eps = np.asarray(self.eps)
         if eps.ndim != 1 or eps.size < 3 or np.any(eps <= 0) or np.any(eps >= 1) or np.any(np.diff(eps) <= 0):
-            raise ValueError("eps must be an increasing grid of at least 3 values inside (0, 1)")
+            raise ConfigError("eps must be an increasing grid of at least 3 values inside (0, 1)")
         if self.num_samples < 2:
-            raise ValueError(f"num_samples must be >= 2, got {self.num_samples}")
+            raise ConfigError(f"num_samples must be >= 2, got {self.num_samples}")
         if self.samples_per_state < 1 or self.num_samples % self.samples_per_state:
-            raise ValueError(
+            raise ConfigError(
                 f"samples_per_state must be >= 1 and divide num_samples ({self.num_samples}), "
                 f"got {self.samples_per_state}"
             )
         if min(self.stds) <= 0:
-            raise ValueError(f"stds must be positive, got {self.stds}")
+            raise ConfigError(f"stds must be positive, got {self.stds}")
         if self.flow_steps < 0:
-            raise ValueError(f"flow_steps must be >= 0, got {self.flow_steps}")
+            raise ConfigError(f"flow_steps must be >= 0, got {self.flow_steps}")
 
     def covariance(self) -> np.ndarray:
-        c, s = np.cos(self.angle), np.sin(self.angle)
-        rot = np.array([[c, -s], [s, c]])
+        """S = R(angle) diag(stds^2) R(angle)^T."""
+        rot = rotation_2d(self.angle)
         return rot @ np.diag(np.square(self.stds)) @ rot.T
 
 
@@ -131,7 +135,10 @@ class PerturbedTimeResult:
 
 
 def _normalize(metric: np.ndarray) -> np.ndarray:
-    return metric / (np.trace(metric, axis1=-2, axis2=-1)[..., None, None] / metric.shape[-1])
+    """FD's trace normalisation (:func:`fidec.fisher.trace_normalize`) in fp64: the errors compared here
+    go down to 1e-11."""
+    with jax.enable_x64(True):
+        return np.asarray(trace_normalize(jnp.asarray(metric, jnp.float64)))
 
 
 def _relative(diff: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -217,8 +224,6 @@ def perturbed_time_study(config: PerturbedTimeConfig = PerturbedTimeConfig()) ->
             scores = estimated_scores(velocity, actions, noise, eps, dtype)
         curves.append(_curve(f"analytic {label}", eps, _outer_mean(scores, m), f_ref, f_t, s_inv))
     if config.flow_steps > 0:
-        from fidec.diagnostics.flow_fit import fit_flow
-
         data = rng.multivariate_normal(mean, cov, 20_000).astype(np.float32)
         fit = fit_flow(data, steps=config.flow_steps, seed=config.seed)
         scores = estimated_scores(fit.velocity_fn(), actions, noise, eps, jnp.float32)
