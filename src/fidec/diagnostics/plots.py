@@ -289,8 +289,8 @@ def _density_background(ax, demo: BehaviourDemo) -> None:
     ax.set_xlim(-1, 1)
     ax.set_ylim(-1, 1)
     ax.set_aspect("equal")
-    ax.set_xlabel("action a₁  (normalised, [−1, 1])")
-    ax.set_ylabel("action a₂  (normalised, [−1, 1])")
+    ax.set_xlabel("action a₁  (normalised units)")
+    ax.set_ylabel("action a₂  (normalised units)")
 
 
 @_styled
@@ -304,14 +304,16 @@ def plot_demo_refinements(
     """Rows: behaviours; columns: ``penalties``.  Base actions (grey), refined actions and displacement
     arrows at the reward fraction ``fraction``; the panel title gives the true KL paid."""
     nrows, ncols = len(demos), len(penalties)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 4.5 * nrows), squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(4.3 * ncols, 4.1 * nrows + 1.2), squeeze=False, layout="constrained"
+    )
     for row, demo in zip(axes, demos, strict=True):
         for ax, penalty in zip(row, penalties, strict=True):
             _density_background(ax, demo)
             base, refined = demo.base_actions, demo.refined[penalty]
             colour = PENALTY_COLOURS[penalty]
-            ax.scatter(*base.T, s=4, color="dimgrey", alpha=0.5)
-            ax.scatter(*refined.T, s=5, color=colour, alpha=0.7)
+            ax.scatter(*base.T, s=4, color="0.2", alpha=0.5, zorder=2)
+            ax.scatter(*refined.T, s=6, color=colour, alpha=0.6, zorder=3)
             idx = np.linspace(0, len(base) - 1, num_arrows).astype(int)
             d = refined[idx] - base[idx]
             ax.quiver(base[idx, 0], base[idx, 1], d[:, 0], d[:, 1], angles="xy", scale_units="xy", scale=1,
@@ -322,17 +324,16 @@ def plot_demo_refinements(
                 f"reward {r.reward:.3f}: true KL {r.true_kl:.3g} nats"
             )
     handles = [
-        Line2D([], [], color="dimgrey", marker="o", ls="", ms=5, label="base actions â (flow)"),
+        Line2D([], [], color="0.2", marker="o", ls="", ms=5, label="base actions â (flow)"),
         *[Line2D([], [], color=PENALTY_COLOURS[p], marker="o", ls="", ms=5,
                  label=f"refined â + δ, {PENALTY_LABELS[p]}") for p in penalties],
         Line2D([], [], color="gold", marker="*", mec="black", ls="", ms=14, label="reward goal"),
         Line2D([], [], color="tab:olive", ls="--", lw=0.9, label="reward level sets"),
         Patch(color="grey", alpha=0.5, label="behaviour density (log, 8 nats shown)"),
     ]  # fmt: skip
-    fig.legend(handles=handles, loc="lower center", ncol=3, bbox_to_anchor=(0.5, -0.01), frameon=False)
+    fig.legend(handles=handles, loc="outside lower center", ncol=2, frameon=False)
     names = " vs ".join(PENALTY_LABELS[p] for p in penalties)
-    fig.suptitle(f"{names} at equal reward: where the actions move")
-    fig.tight_layout(rect=(0, 0.1 if nrows > 1 else 0.17, 1, 1))
+    fig.suptitle(f"{names} at equal reward:\nwhere the actions move, and the true KL they pay")
     return _save(fig, path)
 
 
@@ -345,6 +346,8 @@ def plot_demo_frontier(demos: list[BehaviourDemo], fraction: float, path: str | 
         for penalty in PENALTIES:
             rewards, kls = demo.frontier(penalty)
             ax.plot(rewards, kls, "o-", color=PENALTY_COLOURS[penalty], label=PENALTY_LABELS[penalty])
+            folded = [r for r in demo.results if r.penalty == penalty and r.fold_fraction > 0]
+            ax.plot([r.reward for r in folded], [r.true_kl for r in folded], "x", color="black", ms=9, mew=2)
             r = demo.main(penalty, fraction)
             ax.plot(r.reward, r.true_kl, "o", ms=12, mfc="none", mec=PENALTY_COLOURS[penalty], mew=2)
         ax.axvline(demo.base_reward, color="grey", ls=":")
@@ -367,6 +370,16 @@ def plot_demo_frontier(demos: list[BehaviourDemo], fraction: float, path: str | 
             label=f"runs drawn (f = {fraction})",
         ),
         Line2D([], [], color="grey", ls=":", label="base policy's reward"),
+        Line2D(
+            [],
+            [],
+            color="black",
+            marker="x",
+            ms=9,
+            mew=2,
+            ls="",
+            label="T folds: the KL shown\nis a lower bound",
+        ),
     ]
     labels += [h.get_label() for h in handles[len(labels) :]]
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
