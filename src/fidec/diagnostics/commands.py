@@ -7,6 +7,8 @@ exit code 2 (:func:`fidec.errors.user_errors`).
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -60,6 +62,20 @@ def toy_kl(behaviour: str, field: str, scales, num_samples: int, seed: int) -> k
         closed = kl.gaussian_affine_kl(model.means[0], model.covariances[0], matrix, offset, scan.scales)
         scan = replace(scan, closed_form_kl=closed)
     return scan
+
+
+class _Cost:
+    """Wall-clock and CPU seconds since creation, and the machine's load, for the JSON record."""
+
+    def __init__(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def record(self) -> dict[str, float]:
+        return {
+            "runtime_s": time.perf_counter() - self.wall,
+            "cpu_s": time.process_time() - self.cpu,
+            "load_average_1min": os.getloadavg()[0],
+        }
 
 
 def _check_choice(option: str, noun: str, value: str, choices: tuple[str, ...]) -> None:
@@ -128,23 +144,24 @@ def kl_command(
             _check_choice("--behaviour", "behaviour", behaviour, behaviours.BEHAVIOURS)
             _check_choice("--field", "displacement field", field, behaviours.FIELDS)
             folder = output_dir(out)
+            cost = _Cost()
             scan = toy_kl(behaviour, field, scales, num_samples, seed)
             stem = f"kl_{behaviour}_{field}"
             title = f"{behaviour} behaviour, {field} displacement field"
             figure = plots.plot_kl_scan(scan, folder / f"{stem}.png", title)
-            write_json_atomic(
-                folder / f"{stem}.json", {"behaviour": behaviour, "field": field, **scan.to_dict()}
-            )
+            record = {"behaviour": behaviour, "field": field, "num_samples": num_samples, "seed": seed}
+            write_json_atomic(folder / f"{stem}.json", {**record, **scan.to_dict(), **cost.record()})
             _print_toy_scan(scan, behaviour, field)
         else:
             config = kl.KLValidityConfig(scales=tuple(float(c) for c in scales), num_actions=num_actions)
             folder = output_dir(out)
+            cost = _Cost()
             result = kl.kl_validity_for_run(
                 str(run_dir), checkpoint, num_states, seed_index, jax.random.PRNGKey(seed), config
             )
             stem = f"kl_run_step{result.step}"
             figure = plots.plot_run_kl(result, folder / f"{stem}.png")
-            record = result.to_dict()
+            record = {**result.to_dict(), "num_actions": num_actions, **cost.record()}
             write_json_atomic(folder / f"{stem}.json", record)
             _print_run_scan(record)
     typer.echo(f"wrote {figure} and {figure.with_suffix('.json')}")
@@ -184,21 +201,26 @@ def perturbed_time_command(
             seed=seed,
         )
         folder = output_dir(out)
+        cost = _Cost()
         result = perturbed_time_study(config)
         figure = plots.plot_perturbed_time(result, folder / "perturbed_time.png")
-        write_json_atomic(folder / "perturbed_time.json", result.to_dict())
+        record = {**result.to_dict(), "flow_steps": flow_steps, "seed": seed, **cost.record()}
+        write_json_atomic(folder / "perturbed_time.json", record)
     table = Table(title=f"Optimum eps of the Fisher estimate (M = {samples_per_state} samples per estimate)")
     for column in ("estimator", "metric", "optimum eps", "t_eps", "error at optimum", "error at eps=0.02",
-                   "delta^(1/4)"):  # fmt: skip
+                   "delta^(1/4)", "bias meets round-off at eps"):  # fmt: skip
         table.add_column(column)
     for curve in result.curves:
         rule = result.unit_roundoff["fp64" if "fp64" in curve.name else "fp32"] ** 0.25
         j = int(np.argmin(np.abs(np.log(curve.eps / 0.02))))
+        models = result.error_models(curve)
         for metric in METRICS:
             i = int(np.nanargmin(curve.error[metric]))
             edge = " (grid edge)" if i in (0, len(curve.eps) - 1) else ""
+            crossing = "-" if models[metric] is None else f"{models[metric]['crossing_eps']:.2g}"
             table.add_row(curve.name, metric, f"{curve.eps[i]:.2g}{edge}", f"{1 - curve.eps[i]:.6g}",
-                          f"{curve.error[metric][i]:.2e}", f"{curve.error[metric][j]:.2e}", f"{rule:.2g}")  # fmt: skip
+                          f"{curve.error[metric][i]:.2e}", f"{curve.error[metric][j]:.2e}", f"{rule:.2g}",
+                          crossing)  # fmt: skip
     Console().print(table)
     typer.echo(f"wrote {figure} and {figure.with_suffix('.json')}")
 

@@ -62,15 +62,17 @@ def summary_markdown(
         "Reward r(a) = -||a - goal||^2 with the goal off the data.  Each residual is trained to the same",
         f"reward target (Lagrange multiplier), r* = r0 + f (0 - r0); the tables show f = {f}.",
         "True KL = KL(T#pi_b || pi_b) by change of variables with the exact behaviour density",
-        "(Monte Carlo, ± one standard error); quadratic = FD's 1/2 E[delta^T F delta] with the exact",
-        "Fisher; second order adds 1/2 E[tr(J^2)] and uses -Hess log p (METHOD.md section 4).",
+        "(Monte Carlo, ± one standard error); FD quadratic = 1/2 E[delta^T F delta] with the exact",
+        "Fisher; FD penalty = the same with F as FD estimates it from the flow (score at t_eps, the",
+        "penalty the residual is trained with); second order adds 1/2 E[tr(J^2)] and uses -Hess log p",
+        "(METHOD.md section 4).",
         "The Jacobian penalty 1/2 tr(J^2) is unbounded below (negative for rotation-like J); the",
         "1/2 ||sym J||^2 variant is a bound that cannot go negative.  'T folds': share of behaviour",
         "samples on the minority side of det(I + J) = 0 (nonzero: T is not injective).",
         "",
     ]
-    headers = ["penalty", "reward target", "reward reached", "true KL (nats)", "FD quadratic", "second order",
-               "Jacobian term", "T folds", "alpha"]  # fmt: skip
+    headers = ["penalty", "reward target", "reward reached", "true KL (nats)", "FD quadratic",
+               "FD penalty (F est.)", "second order", "Jacobian term", "T folds", "alpha"]  # fmt: skip
     for demo in demos:
         v = verdict(demo, f)
         cond_est = float(condition_number(jnp.asarray(demo.fisher_estimated)))
@@ -81,15 +83,16 @@ def summary_markdown(
             rows.append([
                 PENALTY_LABELS[penalty], format_fixed(r.reward_target, 3), format_fixed(r.reward, 3),
                 format_mean_std(r.true_kl, r.true_kl_stderr, decimals=3), format_fixed(r.quadratic_kl, 3),
-                format_fixed(r.second_order_kl, 3), format_fixed(r.jacobian_term, 3),
-                _percent(r.fold_fraction), format_number(r.alpha, 3),
+                format_fixed(r.fd_penalty_kl, 3), format_fixed(r.second_order_kl, 3),
+                format_fixed(r.jacobian_term, 3), _percent(r.fold_fraction), format_number(r.alpha, 3),
             ])  # fmt: skip
+        goal = ", ".join(format_fixed(float(g), 2) for g in demo.goal)
         lines += [
-            f"## {demo.name} (goal ({format_fixed(float(demo.goal[0]), 2)}, {format_fixed(float(demo.goal[1]), 2)}), "
-            f"base reward {format_fixed(demo.base_reward, 3)})",
+            f"## {demo.name} (goal ({goal}), base reward {format_fixed(demo.base_reward, 3)})",
             "",
             f"Fisher metric: condition number {format_fixed(cond_est, 1)} as estimated by FD from the flow "
-            f"(t_eps = {config.fisher.t_eps}), {format_fixed(cond_exact, 1)} for the exact behaviour density.",
+            f"(t_eps = {config.fisher.t_eps}), {format_fixed(cond_exact, 1)} for the exact behaviour "
+            "density.",
             "",
             markdown_table(headers, rows),
         ]

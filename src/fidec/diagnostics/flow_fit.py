@@ -101,8 +101,8 @@ def estimate_fisher(
 
 
 def fisher_check(steps: int = 3000, seed: int = 0, t_eps: float = 0.98) -> dict:
-    """Fit a flow to N(mu, S) (2-D, strongly anisotropic: :func:`~fidec.diagnostics.behaviours.elongated_gaussian`)
-    and compare estimated and analytic F_n."""
+    """Fit a flow to N(mu, S) (2-D, strongly anisotropic:
+    :func:`~fidec.diagnostics.behaviours.elongated_gaussian`) and compare estimated and analytic F_n."""
     rng = np.random.default_rng(seed)
     gaussian = elongated_gaussian()
     mu, cov = gaussian.means[0].astype(np.float32), gaussian.covariances[0].astype(np.float32)

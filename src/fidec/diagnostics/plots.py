@@ -22,6 +22,7 @@ from fidec.diagnostics.kl import VALID_BAND, KLScan, RunKLResult
 from fidec.diagnostics.perturbed_time import PerturbedTimeResult
 from fidec.diagnostics.refinement import PENALTIES, PENALTY_LABELS, BehaviourDemo
 from fidec.files import atomic_file
+from fidec.formatting import format_number
 
 # Text sizes in points: nothing below 9 (issue 17: readable at a glance).
 STYLE = {
@@ -47,6 +48,7 @@ KL_COLOURS = {
 }
 BEHAVIOUR_TITLES = {"band": "curved band", "mixture": "two lanes", "gaussian": "elongated Gaussian"}
 SCALE_LABEL = "scale c of the displacement c·δ(a)  (= RMS ‖c·δ‖, action units)"
+LABEL_BOX = {"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85}
 RUN_SCALE_LABEL = "scale c of the refinement c·δ(s, â)  (c = 1: as trained)"
 
 
@@ -235,7 +237,7 @@ def plot_perturbed_time(result: PerturbedTimeResult, path: str | Path) -> Path:
             i = int(np.nanargmin(err))
             ax.plot(curve.eps[i], err[i], "*", color=colour, ms=14, mec="black")
             ax.annotate(f"ε = {curve.eps[i]:.1e}", (curve.eps[i], err[i]), xytext=(8, -14),
-                        textcoords="offset points", fontsize=9.5, color=colour)  # fmt: skip
+                        textcoords="offset points", fontsize=9.5, color=colour, bbox=LABEL_BOX)  # fmt: skip
         ax.loglog(result.curves[0].eps, result.bias[metric], "--", color="grey", lw=1.5)
         for name, delta in result.unit_roundoff.items():
             ax.axvline(delta**0.25, color="black", ls=(0, (3, 3)) if name == "fp32" else (0, (1, 2)), lw=1)
@@ -244,7 +246,7 @@ def plot_perturbed_time(result: PerturbedTimeResult, path: str | Path) -> Path:
         ax.set_title(title)
         ax.grid(True, which="major", alpha=0.3)
         floor = min(np.nanmin(c.error[metric]) for c in result.curves)
-        ax.set_ylim(max(floor * 0.3, 1e-12), 10.0)
+        ax.set_ylim(max(floor * 0.05, 1e-13), 10.0)  # room for the optimum's label below its star
     handles = [Line2D([], [], color=colours.get(c.name), lw=3, label=c.name) for c in result.curves]
     handles += [
         Line2D([], [], color="grey", ls="-", lw=2, label="total error"),
@@ -319,9 +321,12 @@ def plot_demo_refinements(
             ax.quiver(base[idx, 0], base[idx, 1], d[:, 0], d[:, 1], angles="xy", scale_units="xy", scale=1,
                       color=colour, width=0.004, alpha=0.9)  # fmt: skip
             r = demo.main(penalty, fraction)
+            folds = (
+                f"\nT folds on {r.fold_fraction:.0%}: the KL is a lower bound" if r.fold_fraction > 0 else ""
+            )
             ax.set_title(
                 f"{BEHAVIOUR_TITLES.get(demo.name, demo.name)}, {PENALTY_LABELS[penalty]}\n"
-                f"reward {r.reward:.3f}: true KL {r.true_kl:.3g} nats"
+                f"reward {r.reward:.3f}: true KL {format_number(r.true_kl)} nats{folds}"
             )
     handles = [
         Line2D([], [], color="0.2", marker="o", ls="", ms=5, label="base actions â (flow)"),
