@@ -10,8 +10,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from fidec.config import ConfigError
 from fidec.diagnostics.commands import app, demo_command
 from fidec.diagnostics.kl import KLValidityConfig, kl_validity_for_run
+from fidec.training import make_train_config, train
+from fidec.training.toy import evaluate_toy, make_toy_env, toy_dataset
 
 runner = CliRunner()
 
@@ -42,9 +45,21 @@ def test_kl_toy_gaussian_affine_writes_figure_json_and_the_closed_form(tmp_path)
     ],
 )
 def test_bad_inputs_exit_2_with_a_clear_message(args, needle, tmp_path):
-    result = runner.invoke(app, [*args, "--out", str(tmp_path)], terminal_width=250)
+    out = tmp_path / "out"
+    result = runner.invoke(app, [*args, "--out", str(out)], terminal_width=250)
     assert result.exit_code == 2, result.output
     assert needle in result.output
+    assert len(result.output.strip().splitlines()) == 1 and result.output.startswith("error: ")
+    assert not out.exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize("command", [["kl", "--num-scales", "3"], ["perturbed-time", "--num-eps", "3"]])
+def test_an_out_that_is_a_file_is_refused_before_the_work(command, tmp_path):
+    target = tmp_path / "a-file"
+    target.write_text("keep me")
+    result = runner.invoke(app, [*command, "--out", str(target)], terminal_width=250)
+    assert result.exit_code == 2 and "is a file; give a folder" in result.output, result.output
+    assert target.read_text() == "keep me"
 
 
 def test_kl_run_dir_that_is_not_a_run_is_refused(tmp_path):
@@ -96,11 +111,19 @@ def test_demo_command_is_a_typer_command_function(tmp_path, monkeypatch):
     assert "# summary" in result.output
 
 
+def test_demo_refuses_an_out_that_is_a_file_before_the_work(tmp_path):
+    target = tmp_path / "a-file"
+    target.write_text("keep me")
+    demo_app = typer.Typer()
+    demo_app.command("demo")(demo_command)
+    demo_app.command("other")(lambda: None)
+    result = runner.invoke(demo_app, ["demo", "--quick", "--out", str(target)], terminal_width=250)
+    assert result.exit_code == 2 and "is a file; give a folder" in result.output, result.output
+    assert target.read_text() == "keep me"
+
+
 @pytest.mark.slow
 def test_kl_validity_of_a_trained_fd_run(tmp_path):
-    from fidec.training import make_train_config, train
-    from fidec.training.toy import evaluate_toy, make_toy_env, toy_dataset
-
     dataset = toy_dataset(5)
     run_dir = tmp_path / "run"
     overrides = {"run_dir": str(run_dir), "seeds": "0", "progress": False, "steps": 50, "eval_interval": 0}
@@ -121,7 +144,7 @@ def test_kl_validity_of_a_trained_fd_run(tmp_path):
     # The run was trained on an in-memory dataset: the command line cannot reload it and says so.
     result = runner.invoke(app, ["kl", "--run-dir", str(run_dir), "--out", str(tmp_path)], terminal_width=250)
     assert result.exit_code == 2 and "in-memory dataset" in result.output
-    with pytest.raises(ValueError, match="no residual refinement"):
+    with pytest.raises(ConfigError, match="no residual refinement"):
         record_path = run_dir / "config.json"
         saved = json.loads(record_path.read_text())
         saved["config"]["agent_name"] = "bcflow"

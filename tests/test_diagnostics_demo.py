@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import json
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fidec.diagnostics.demo import (
+from fidec import fisher
+from fidec.config import ConfigError
+from fidec.diagnostics import behaviours, kl
+from fidec.diagnostics.demo import run_demo, summary_markdown
+from fidec.diagnostics.refinement import (
     PENALTIES,
+    PENALTY_WEIGHTS,
     BehaviourDemo,
     DemoConfig,
     RefinementResult,
+    evaluate_residuals,
+    penalty_value,
     quick_config,
-    run_demo,
-    summary_markdown,
     verdict,
 )
+from fidec.networks import Residual
 
 
 def _result(penalty, fraction, reward, true_kl):
@@ -49,7 +57,8 @@ def test_summary_says_when_the_fisher_penalty_did_not_win():
     v = verdict(demo, 0.5)
     assert v["fisher_kl"] == pytest.approx(2.0) and not v["fisher_smaller"]
     assert v["fisher_jacobian_smaller"] and not v["fisher_sym_jacobian_smaller"]  # a tie is not a win
-    text = summary_markdown([demo], CONFIG, 1.0, "demo.png")
+    text = summary_markdown([demo], CONFIG, 1.0, [("demo.png", "the demo")])
+    assert "![the demo](demo.png)" in text
     assert "Fisher (FD) did not reach a smaller true KL than the isotropic penalty" in text
     assert "Fisher + ½tr(J²) reached a smaller true KL" in text
 
@@ -65,9 +74,9 @@ def test_verdict_compares_at_equal_reward_on_the_frontier():
 
 
 def test_config_refuses_bad_settings():
-    with pytest.raises(ValueError, match="unknown demo behaviours"):
+    with pytest.raises(ConfigError, match="unknown demo behaviours"):
         DemoConfig(behaviours=("spiral",))
-    with pytest.raises(ValueError, match="main_fraction"):
+    with pytest.raises(ConfigError, match="main_fraction"):
         DemoConfig(reward_fractions=(0.25,), main_fraction=0.5)
 
 
@@ -75,7 +84,8 @@ def test_config_refuses_bad_settings():
 def test_quick_demo_writes_a_consistent_figure_and_summary(tmp_path):
     config = quick_config()
     paths = run_demo(tmp_path, config)
-    assert paths["figure"].stat().st_size > 50_000
+    for key in ("figure", "frontier", "jacobian"):
+        assert paths[key].stat().st_size > 30_000, key
     record = json.loads(paths["json"].read_text())
     band = record["behaviours"]["band"]
     runs = band["runs"]
@@ -96,15 +106,8 @@ def test_quick_demo_writes_a_consistent_figure_and_summary(tmp_path):
 @pytest.mark.slow
 def test_evaluate_residuals_gives_each_residual_its_own_true_kl():
     """Regression: a vmap over residual parameters once returned another value for some residuals."""
-    import jax
-    import jax.numpy as jnp
-
-    from fidec.diagnostics import kl, toy
-    from fidec.diagnostics.demo import evaluate_residuals
-    from fidec.networks import Residual
-
-    behaviour = toy.make_behaviour("mixture")
-    reward_fn = toy.goal_reward(np.array([0.7, 0.25], np.float32))
+    behaviour = behaviours.make_behaviour("mixture")
+    reward_fn = behaviours.goal_reward(np.array([0.7, 0.25], np.float32))
     module = Residual((32, 32), 2, activation="gelu", init_scale=1e-2)
     keys = jax.random.split(jax.random.PRNGKey(0), 6)
     params = jax.vmap(lambda k: module.init(k, jnp.zeros((0,)), jnp.zeros((2,))))(keys)
@@ -120,3 +123,40 @@ def test_evaluate_residuals_gives_each_residual_its_own_true_kl():
         assert metrics["true_kl"][i] == pytest.approx(plain, rel=0.2, abs=2e-3), i
         second = metrics["curvature_term"][i] + metrics["jacobian_term"][i]
         assert metrics["true_kl"][i] == pytest.approx(second, rel=0.2, abs=2e-3), i
+
+
+@pytest.mark.parametrize("probes", [0, 3])
+def test_demo_penalties_are_the_functions_fd_trains_with(probes):
+    """Each penalty of the demo is FD's own formula in nats: quadratic_penalty and isotropic_penalty (which
+    divide by d) times d / 2, and jacobian_square in both forms with the same Hutchinson probes."""
+    d = 3  # d / 2 != 1, so the scaling into nats is tested
+    module = Residual((16,), d, activation="gelu", init_scale=1.0)
+    params = module.init(jax.random.PRNGKey(0), jnp.zeros((0,)), jnp.zeros((d,)))
+    actions = jax.random.normal(jax.random.PRNGKey(1), (32, d))
+    metric = jnp.asarray([[30.0, 4.0, 0.0], [4.0, 3.0, 0.5], [0.0, 0.5, 1.0]])
+    key = jax.random.PRNGKey(2)
+    delta_fn = lambda a: module.apply(params, jnp.zeros((0,)), a)
+    deltas = jax.vmap(delta_fn)(actions)
+    probe_key = key if probes else None
+    expected = {
+        "isotropic": 0.5 * d * fisher.mean_eigenvalue(metric) * fisher.isotropic_penalty(deltas),
+        "fisher": 0.5 * d * fisher.quadratic_penalty(deltas, jnp.broadcast_to(metric, (32, d, d))),
+        "trace": 0.5 * fisher.jacobian_square(delta_fn, actions, probe_key, probes, form="trace"),
+        "sym": 0.5 * fisher.jacobian_square(delta_fn, actions, probe_key, probes, form="sym"),
+    }
+    # In closed form: 1/2 mean_eig(F) ||delta||^2 and 1/2 delta^T F delta.
+    np.testing.assert_allclose(expected["isotropic"], 0.5 * 34.0 / 3 * jnp.sum(deltas**2, -1), rtol=1e-5)
+    np.testing.assert_allclose(
+        expected["fisher"], 0.5 * jnp.einsum("bi,ij,bj->b", deltas, metric, deltas), rtol=1e-5
+    )
+    weights = {
+        "isotropic": (1.0, 0, 0, 0),
+        "fisher": (0, 1.0, 0, 0),
+        "trace": (0, 0, 1.0, 0),
+        "sym": (0, 0, 0, 1.0),
+    }
+    for name, w in weights.items():
+        value, _ = penalty_value(module, params, actions, metric, jnp.asarray(w), key, probes)
+        assert float(value) == pytest.approx(float(jnp.mean(expected[name])), rel=1e-5), name
+    # The named penalties are sums of these parts.
+    assert PENALTY_WEIGHTS["fisher_sym_jacobian"] == (0.0, 1.0, 0.0, 1.0)

@@ -12,10 +12,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fidec.diagnostics import kl, toy
+from fidec import fisher
+from fidec.config import ConfigError
+from fidec.diagnostics import behaviours, kl
 from fidec.flows import gaussian_fisher, gaussian_velocity
 
-GAUSSIAN = toy.elongated_gaussian()
+GAUSSIAN = behaviours.elongated_gaussian()
 MEAN, COV = GAUSSIAN.means[0], GAUSSIAN.covariances[0]
 A = np.array([[0.6, -1.1], [0.4, -0.2]])  # not symmetric: tr(A^2) = 0.36 - 0.88 + 0.04 < ||A||_F^2
 B = np.array([0.3, -0.5])
@@ -43,7 +45,7 @@ def test_gaussian_kl_closed_form_known_values():
 
 @pytest.mark.parametrize("scale", [0.05, 0.3, 1.0])
 def test_true_kl_matches_the_closed_form_for_a_gaussian_through_an_affine_map(scale):
-    delta = toy.affine_field(A, B)
+    delta = behaviours.affine_field(A, B)
     actions = GAUSSIAN.sample(jax.random.PRNGKey(0), 40_000).astype(jnp.float32)
     terms = np.asarray(kl.true_kl_terms(GAUSSIAN.log_density, delta, actions, scale), np.float64)
     estimate, stderr = terms.mean(), terms.std() / np.sqrt(len(terms))
@@ -53,7 +55,7 @@ def test_true_kl_matches_the_closed_form_for_a_gaussian_through_an_affine_map(sc
 
 
 def test_control_variate_removes_the_first_order_noise():
-    delta = toy.affine_field(A, B)
+    delta = behaviours.affine_field(A, B)
     actions = GAUSSIAN.sample(jax.random.PRNGKey(1), 4096)
     plain = np.asarray(kl.true_kl_terms(GAUSSIAN.log_density, delta, actions, 0.01, control_variate=False))
     cv = np.asarray(kl.true_kl_terms(GAUSSIAN.log_density, delta, actions, 0.01, control_variate=True))
@@ -63,8 +65,8 @@ def test_control_variate_removes_the_first_order_noise():
 
 @pytest.mark.parametrize("behaviour", ["mixture", "band"])
 def test_translation_quadratic_ratio_tends_to_one_as_c_goes_to_zero(behaviour):
-    model = toy.make_behaviour(behaviour)
-    delta = toy.make_field("translation", model, jax.random.PRNGKey(3))
+    model = behaviours.make_behaviour(behaviour)
+    delta = behaviours.make_field("translation", model, jax.random.PRNGKey(3))
     actions = model.sample(jax.random.PRNGKey(4), 20_000)
     # The band's Fisher is known exactly; its sample estimate carries heavy-tailed Monte-Carlo error.
     fisher = jnp.asarray(model.fisher(), jnp.float32) if behaviour == "band" else None
@@ -80,14 +82,14 @@ def test_translation_quadratic_ratio_tends_to_one_as_c_goes_to_zero(behaviour):
 
 
 def test_band_fisher_is_the_mean_outer_product_of_its_scores():
-    band = toy.CurvedBand()
+    band = behaviours.CurvedBand()
     actions = band.sample(jax.random.PRNGKey(11), 200_000)
     estimate = np.asarray(kl.exact_fisher(band.log_density, actions))
     np.testing.assert_allclose(estimate, band.fisher(), rtol=0.03, atol=0.03 * band.fisher()[0, 0])
 
 
 def test_translation_on_a_gaussian_is_exactly_quadratic():
-    delta = toy.translation_field(jnp.asarray(B))
+    delta = behaviours.translation_field(jnp.asarray(B))
     actions = GAUSSIAN.sample(jax.random.PRNGKey(5), 2048)
     scales = np.array([0.01, 0.1, 1.0, 3.0])
     scan = kl.kl_scan(GAUSSIAN.log_density, delta, actions, scales, fisher=jnp.linalg.inv(COV))
@@ -99,7 +101,7 @@ def test_translation_on_a_gaussian_is_exactly_quadratic():
 
 
 def test_a_rotation_like_field_has_a_negative_jacobian_term():
-    delta = toy.affine_field(A, B)  # tr(A^2) < 0: the true KL is below FD's quadratic at small c
+    delta = behaviours.affine_field(A, B)  # tr(A^2) < 0: the true KL is below FD's quadratic at small c
     actions = GAUSSIAN.sample(jax.random.PRNGKey(12), 8192)
     scan = kl.kl_scan(GAUSSIAN.log_density, delta, actions, [1e-3, 1e-2], fisher=jnp.linalg.inv(COV))
     np.testing.assert_allclose(scan.jacobian_term, 0.5 * np.trace(A @ A) * scan.scales**2, rtol=1e-5)
@@ -108,7 +110,7 @@ def test_a_rotation_like_field_has_a_negative_jacobian_term():
 
 def test_affine_field_second_order_matches_and_fd_misses_exactly_the_jacobian_term():
     A, B = A_STRETCH, B_STRETCH
-    delta = toy.affine_field(A, B)
+    delta = behaviours.affine_field(A, B)
     actions = GAUSSIAN.sample(jax.random.PRNGKey(6), 40_000).astype(jnp.float32)
     scales = np.array([1e-2, 3e-2, 1e-1])  # KL >= 1e-4 nats: above fp32 round-off of log p ~ 1
     scan = kl.kl_scan(GAUSSIAN.log_density, delta, actions, scales, fisher=jnp.linalg.inv(COV))
@@ -133,15 +135,31 @@ def test_affine_field_second_order_matches_and_fd_misses_exactly_the_jacobian_te
 
 
 def test_hutchinson_jacobian_terms_are_unbiased():
-    field = toy.mlp_field(jax.random.PRNGKey(7), 2)
+    """The diagnostics read the Jacobian term through fidec.fisher.jacobian_square, FD's own estimator."""
+    field = behaviours.mlp_field(jax.random.PRNGKey(7), 2)
     actions = GAUSSIAN.sample(jax.random.PRNGKey(8), 64)
-    exact_tr, exact_sym = kl.jacobian_square_terms(field, actions)
+    exact_tr = fisher.jacobian_square(field, actions, form="trace")
+    exact_sym = fisher.jacobian_square(field, actions, form="sym")
     jac = jax.vmap(jax.jacfwd(field))(actions)
     np.testing.assert_allclose(exact_tr, jnp.einsum("nij,nji->n", jac, jac), rtol=1e-5)
-    est_tr, est_sym = kl.jacobian_square_terms(field, actions, jax.random.PRNGKey(9), num_probes=500)
+    np.testing.assert_allclose(2 * kl.jacobian_term(field, actions), exact_tr.mean(), rtol=1e-6)
+    key = jax.random.PRNGKey(9)
+    est_tr = fisher.jacobian_square(field, actions, key, num_probes=500, form="trace")
+    est_sym = fisher.jacobian_square(field, actions, key, num_probes=500, form="sym")
     assert float(jnp.mean(exact_sym - exact_tr)) >= 0  # ||sym J||^2 >= tr(J^2)
     np.testing.assert_allclose(est_tr.mean(), exact_tr.mean(), rtol=0.1, atol=1e-3)
     np.testing.assert_allclose(est_sym.mean(), exact_sym.mean(), rtol=0.1, atol=1e-3)
+    np.testing.assert_allclose(2 * kl.jacobian_term(field, actions, key, 500), est_tr.mean(), rtol=1e-6)
+
+
+def test_quadratic_terms_are_fd_quadratic_penalty_in_nats():
+    """1/2 E[delta^T M delta] is FD's quadratic_penalty (delta^T M delta / d) times d / 2."""
+    deltas = jax.random.normal(jax.random.PRNGKey(14), (16, 3))
+    metric = jnp.asarray([[2.0, 0.3, 0.0], [0.3, 1.0, -0.2], [0.0, -0.2, 0.5]])
+    expected = 0.5 * np.mean(np.einsum("ni,ij,nj->n", deltas, metric, deltas))
+    assert float(kl.half_quadratic(deltas, metric)) == pytest.approx(expected, rel=1e-6)
+    per_sample = jnp.broadcast_to(metric, (16, 3, 3))
+    np.testing.assert_allclose(1.5 * fisher.quadratic_penalty(deltas, per_sample).mean(), expected, rtol=1e-6)
 
 
 def test_valid_scale_is_the_last_scale_of_the_first_run_inside_the_band():
@@ -156,8 +174,10 @@ def test_valid_scale_is_the_last_scale_of_the_first_run_inside_the_band():
     assert scan_with([1.0, 1.05, 1.2, 1.0]).valid_scale() == 2.0
     assert scan_with([1.0, 0.95, 0.91, 1.0]).valid_scale() == 4.0
     assert scan_with([0.5, 1.0, 1.0]).valid_scale() is None
-    with pytest.raises(ValueError, match="positive and increasing"):
-        kl.kl_scan(GAUSSIAN.log_density, toy.translation_field(jnp.asarray(B)), jnp.zeros((4, 2)), [1.0, 0.5])
+    with pytest.raises(ConfigError, match="positive and increasing"):
+        kl.kl_scan(
+            GAUSSIAN.log_density, behaviours.translation_field(jnp.asarray(B)), jnp.zeros((4, 2)), [1.0, 0.5]
+        )
 
 
 @pytest.mark.slow
@@ -195,7 +215,7 @@ def test_per_state_scan_through_the_ode_log_density_of_an_exact_flow():
 
 def test_fold_fraction_flags_a_map_whose_jacobian_determinant_changes_sign():
     actions = GAUSSIAN.sample(jax.random.PRNGKey(13), 4096)
-    reflection = jax.vmap(jax.jacfwd(toy.affine_field(np.diag([-3.0, 0.0]), np.zeros(2))))(actions)
+    reflection = jax.vmap(jax.jacfwd(behaviours.affine_field(np.diag([-3.0, 0.0]), np.zeros(2))))(actions)
     assert float(kl.fold_fraction(reflection)) == 0.0  # det = -2 everywhere: a bijection
     cubic = lambda a: jnp.stack([-30.0 * (a[0] - MEAN[0]) ** 3, jnp.zeros_like(a[0])])
     jac = kl.displacement_jacobians(cubic, actions)

@@ -83,10 +83,17 @@ def fisher_from_scores(
     d = scores.shape[-1]
     outer = jnp.einsum("...mi,...mj->...ij", scores, scores) / scores.shape[-2]
     metric = 0.5 * (outer + jnp.swapaxes(outer, -1, -2)) + damping * jnp.eye(d, dtype=scores.dtype)
-    if normalize:
-        mean_eig = jnp.trace(metric, axis1=-2, axis2=-1) / d
-        metric = metric / jnp.maximum(mean_eig, norm_eps)[..., None, None]
-    return metric
+    return trace_normalize(metric, norm_eps) if normalize else metric
+
+
+def mean_eigenvalue(metric: jax.Array) -> jax.Array:
+    """tr(F) / d of a (..., d, d) metric: its mean eigenvalue, shape (...)."""
+    return jnp.trace(metric, axis1=-2, axis2=-1) / metric.shape[-1]
+
+
+def trace_normalize(metric: jax.Array, norm_eps: float = 0.0) -> jax.Array:
+    """F_n = F / max(tr(F) / d, eps) for a (..., d, d) metric: mean eigenvalue 1 (the FD normalisation)."""
+    return metric / jnp.maximum(mean_eigenvalue(metric), norm_eps)[..., None, None]
 
 
 def perturbed_times(

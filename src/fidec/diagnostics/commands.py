@@ -1,16 +1,31 @@
 """``fidec diagnose kl | perturbed-time`` and ``fidec demo``: thin Typer shells over the diagnostics.
 
-Each command writes a figure (PNG) and the numbers behind it (JSON) to ``--out`` and prints a table.
+Each command checks its options and ``--out`` before the work, writes a figure (PNG) and the numbers
+behind it (JSON) to ``--out`` and prints a table.  Mistakes a user can fix end in one ``error:`` line and
+exit code 2 (:func:`fidec.errors.user_errors`).
 """
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import replace
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 import typer
+from rich.console import Console
+from rich.table import Table
 
-from fidec.files import write_json_atomic
+from fidec.config import ConfigError
+from fidec.diagnostics import behaviours, demo, kl, plots
+from fidec.diagnostics.perturbed_time import METRICS, PerturbedTimeConfig, perturbed_time_study
+from fidec.diagnostics.refinement import DemoConfig, quick_config
+from fidec.errors import user_errors
+from fidec.files import output_dir, write_json_atomic
+from fidec.formatting import format_number
 
 app = typer.Typer(
     name="diagnose",
@@ -20,19 +35,11 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-EXIT_BAD_INPUT = 2
 
-
-def _fail(message: str) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(EXIT_BAD_INPUT)
-
-
-def _scales(scale_min: float, scale_max: float, num_scales: int):
-    import numpy as np
-
+def scale_grid(scale_min: float, scale_max: float, num_scales: int) -> np.ndarray:
+    """A log grid of c from ``scale_min`` to ``scale_max`` with c = 1 added when it lies inside."""
     if not 0 < scale_min < scale_max or num_scales < 3:
-        raise ValueError(
+        raise ConfigError(
             f"need 0 < --scale-min < --scale-max and --num-scales >= 3, got {scale_min}, {scale_max}, {num_scales}"
         )
     grid = np.logspace(np.log10(scale_min), np.log10(scale_max), num_scales)
@@ -41,23 +48,12 @@ def _scales(scale_min: float, scale_max: float, num_scales: int):
     return grid
 
 
-def _fmt(x) -> str:
-    return "-" if x is None else f"{x:.3g}"
-
-
-def toy_kl(behaviour: str, field: str, scales, num_samples: int, seed: int):
+def toy_kl(behaviour: str, field: str, scales, num_samples: int, seed: int) -> kl.KLScan:
     """The KL scan of one toy behaviour and displacement field (with the closed form when it exists)."""
-    import jax
-    import jax.numpy as jnp
-
-    from fidec.diagnostics import kl, toy
-
-    if behaviour not in toy.BEHAVIOURS:
-        raise ValueError(f"unknown behaviour {behaviour!r}; choose one of {toy.BEHAVIOURS}")
-    model = toy.make_behaviour(behaviour)
+    model = behaviours.make_behaviour(behaviour)
     key = jax.random.PRNGKey(seed)
     k_field, k_samples = jax.random.split(key)
-    delta = toy.make_field(field, model, k_field)
+    delta = behaviours.make_field(field, model, k_field)
     actions = model.sample(k_samples, num_samples)
     scan = kl.kl_scan(model.log_density, delta, actions, scales)
     if behaviour == "gaussian" and field in ("translation", "affine"):
@@ -66,6 +62,55 @@ def toy_kl(behaviour: str, field: str, scales, num_samples: int, seed: int):
         closed = kl.gaussian_affine_kl(model.means[0], model.covariances[0], matrix, offset, scan.scales)
         scan = replace(scan, closed_form_kl=closed)
     return scan
+
+
+class _Cost:
+    """Wall-clock and CPU seconds since creation, and the machine's load, for the JSON record."""
+
+    def __init__(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def record(self) -> dict[str, float]:
+        return {
+            "runtime_s": time.perf_counter() - self.wall,
+            "cpu_s": time.process_time() - self.cpu,
+            "load_average_1min": os.getloadavg()[0],
+        }
+
+
+def _check_choice(option: str, noun: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{option}: unknown {noun} {value!r}; choose one of {', '.join(choices)}")
+
+
+def _print_toy_scan(scan: kl.KLScan, behaviour: str, field: str) -> None:
+    table = Table(title=f"{behaviour} / {field}: FD's quadratic valid (ratio in [0.9, 1.1]) up to "
+                  f"c = {format_number(scan.valid_scale('quadratic'))}; second order up to "
+                  f"c = {format_number(scan.valid_scale('second_order'))}")  # fmt: skip
+    for column in ("c", "F-norm", "true KL", "FD quad", "2nd ord", "Jac term", "quad/true", "2nd/true"):
+        table.add_column(column)
+    for i in range(0, len(scan.scales), max(1, len(scan.scales) // 10)):
+        table.add_row(*(format_number(float(v)) for v in (
+            scan.scales[i], scan.fisher_norm[i], scan.true_kl[i], scan.quadratic_kl[i],
+            scan.second_order_kl[i], scan.jacobian_term[i], scan.quadratic_ratio[i],
+            scan.second_order_ratio[i],
+        )))  # fmt: skip
+    Console().print(table)
+
+
+def _print_run_scan(record: dict) -> None:
+    table = Table(title=f"{record['agent']} on {record['env']}, step {record['step']}, seed {record['seed']}: "
+                  f"{record['fraction_inside_valid_region']:.0%} of states inside the valid region at c = 1")  # fmt: skip
+    for column in ("state", "true KL", "FD quadratic", "FD quad. (F est.)", "second order",
+                   "Jacobian term", "quad / true", "valid up to c"):  # fmt: skip
+        table.add_column(column)
+    for row in record["states"]:
+        table.add_row(
+            str(row["dataset_index"]), *(format_number(row[k]) for k in (
+                "true_kl", "quadratic_kl", "quadratic_kl_estimated", "second_order_kl",
+                "jacobian_term", "quadratic_ratio")), format_number(row["valid_scale_quadratic"]),
+        )  # fmt: skip
+    Console().print(table)
 
 
 @app.command("kl")
@@ -93,71 +138,32 @@ def kl_command(
     through the flow's ODE log-density (the unclipped map a_hat + delta(s, a_hat); c = 1 is the
     refinement the agent applies).
     """
-    from rich.console import Console
-    from rich.table import Table
-
-    from fidec.diagnostics import plots
-
-    try:
-        scales = _scales(scale_min, scale_max, num_scales)
-        out.mkdir(parents=True, exist_ok=True)
+    with user_errors():
+        scales = scale_grid(scale_min, scale_max, num_scales)
         if run_dir is None:
+            _check_choice("--behaviour", "behaviour", behaviour, behaviours.BEHAVIOURS)
+            _check_choice("--field", "displacement field", field, behaviours.FIELDS)
+            folder = output_dir(out)
+            cost = _Cost()
             scan = toy_kl(behaviour, field, scales, num_samples, seed)
             stem = f"kl_{behaviour}_{field}"
-            figure = plots.plot_kl_scan(
-                scan, out / f"{stem}.png", f"KL validity: {behaviour} behaviour, {field} displacement field"
-            )
-            write_json_atomic(out / f"{stem}.json", {"behaviour": behaviour, "field": field, **scan.to_dict()})
-            table = Table(title=f"{behaviour} / {field}: FD's quadratic valid (ratio in [0.9, 1.1]) up to "
-                          f"c = {_fmt(scan.valid_scale('quadratic'))}; second order up to "
-                          f"c = {_fmt(scan.valid_scale('second_order'))}")  # fmt: skip
-            for column in (
-                "c",
-                "F-norm",
-                "true KL",
-                "FD quad",
-                "2nd ord",
-                "Jac term",
-                "quad/true",
-                "2nd/true",
-            ):
-                table.add_column(column)
-            for i in range(0, len(scan.scales), max(1, len(scan.scales) // 10)):
-                table.add_row(*(f"{v:.3g}" for v in (
-                    scan.scales[i], scan.fisher_norm[i], scan.true_kl[i], scan.quadratic_kl[i],
-                    scan.second_order_kl[i], scan.jacobian_term[i], scan.quadratic_ratio[i],
-                    scan.second_order_ratio[i],
-                )))  # fmt: skip
-            Console().print(table)
+            title = f"{behaviour} behaviour, {field} displacement field"
+            figure = plots.plot_kl_scan(scan, folder / f"{stem}.png", title)
+            record = {"behaviour": behaviour, "field": field, "num_samples": num_samples, "seed": seed}
+            write_json_atomic(folder / f"{stem}.json", {**record, **scan.to_dict(), **cost.record()})
+            _print_toy_scan(scan, behaviour, field)
         else:
-            import jax
-
-            from fidec.diagnostics.kl import KLValidityConfig, kl_validity_for_run
-
-            config = KLValidityConfig(scales=tuple(float(c) for c in scales), num_actions=num_actions)
-            result = kl_validity_for_run(
+            config = kl.KLValidityConfig(scales=tuple(float(c) for c in scales), num_actions=num_actions)
+            folder = output_dir(out)
+            cost = _Cost()
+            result = kl.kl_validity_for_run(
                 str(run_dir), checkpoint, num_states, seed_index, jax.random.PRNGKey(seed), config
             )
             stem = f"kl_run_step{result.step}"
-            figure = plots.plot_run_kl(result, out / f"{stem}.png")
-            record = result.to_dict()
-            write_json_atomic(out / f"{stem}.json", record)
-            table = Table(title=f"{result.agent} on {result.env}, step {result.step}, seed {result.seed}: "
-                          f"{record['fraction_inside_valid_region']:.0%} of states inside the valid region at c = 1")  # fmt: skip
-            for column in ("state", "true KL", "FD quadratic", "FD quad. (F est.)", "second order",
-                           "Jacobian term", "quad / true", "valid up to c"):  # fmt: skip
-                table.add_column(column)
-            for row in record["states"]:
-                table.add_row(
-                    str(row["dataset_index"]), *(f"{row[k]:.3g}" for k in (
-                        "true_kl", "quadratic_kl", "quadratic_kl_estimated", "second_order_kl",
-                        "jacobian_term", "quadratic_ratio")), _fmt(row["valid_scale_quadratic"]),
-                )  # fmt: skip
-            Console().print(table)
-    except typer.Exit:
-        raise
-    except (ValueError, KeyError, FileNotFoundError, RuntimeError) as exc:
-        raise _fail(str(exc)) from None
+            figure = plots.plot_run_kl(result, folder / f"{stem}.png")
+            record = {**result.to_dict(), "num_actions": num_actions, **cost.record()}
+            write_json_atomic(folder / f"{stem}.json", record)
+            _print_run_scan(record)
     typer.echo(f"wrote {figure} and {figure.with_suffix('.json')}")
 
 
@@ -181,17 +187,10 @@ def perturbed_time_command(
     Anisotropic 2-D Gaussian behaviour; Tweedie score of the analytic velocity field (and of a fitted
     flow), Monte-Carlo noise removed; the measured optimum eps is compared with the delta^(1/4) rule.
     """
-    import numpy as np
-    from rich.console import Console
-    from rich.table import Table
-
-    from fidec.diagnostics import plots
-    from fidec.diagnostics.perturbed_time import METRICS, PerturbedTimeConfig, perturbed_time_study
-
-    try:
+    with user_errors():
         if not 0 < eps_min < eps_max < 1 or num_eps < 3:
-            raise ValueError(
-                f"need 0 < --eps-min < --eps-max < 1 and --num-eps >= 3, got {eps_min}, {eps_max}"
+            raise ConfigError(
+                f"need 0 < --eps-min < --eps-max < 1 and --num-eps >= 3, got {eps_min}, {eps_max}, {num_eps}"
             )
         eps = tuple(float(e) for e in np.logspace(np.log10(eps_min), np.log10(eps_max), num_eps))
         config = PerturbedTimeConfig(
@@ -201,24 +200,27 @@ def perturbed_time_command(
             flow_steps=flow_steps,
             seed=seed,
         )
+        folder = output_dir(out)
+        cost = _Cost()
         result = perturbed_time_study(config)
-    except ValueError as exc:
-        raise _fail(str(exc)) from None
-    out.mkdir(parents=True, exist_ok=True)
-    figure = plots.plot_perturbed_time(result, out / "perturbed_time.png")
-    write_json_atomic(out / "perturbed_time.json", result.to_dict())
+        figure = plots.plot_perturbed_time(result, folder / "perturbed_time.png")
+        record = {**result.to_dict(), "flow_steps": flow_steps, "seed": seed, **cost.record()}
+        write_json_atomic(folder / "perturbed_time.json", record)
     table = Table(title=f"Optimum eps of the Fisher estimate (M = {samples_per_state} samples per estimate)")
     for column in ("estimator", "metric", "optimum eps", "t_eps", "error at optimum", "error at eps=0.02",
-                   "delta^(1/4)"):  # fmt: skip
+                   "delta^(1/4)", "bias meets round-off at eps"):  # fmt: skip
         table.add_column(column)
     for curve in result.curves:
         rule = result.unit_roundoff["fp64" if "fp64" in curve.name else "fp32"] ** 0.25
         j = int(np.argmin(np.abs(np.log(curve.eps / 0.02))))
+        models = result.error_models(curve)
         for metric in METRICS:
             i = int(np.nanargmin(curve.error[metric]))
             edge = " (grid edge)" if i in (0, len(curve.eps) - 1) else ""
+            crossing = "-" if models[metric] is None else f"{models[metric]['crossing_eps']:.2g}"
             table.add_row(curve.name, metric, f"{curve.eps[i]:.2g}{edge}", f"{1 - curve.eps[i]:.6g}",
-                          f"{curve.error[metric][i]:.2e}", f"{curve.error[metric][j]:.2e}", f"{rule:.2g}")  # fmt: skip
+                          f"{curve.error[metric][i]:.2e}", f"{curve.error[metric][j]:.2e}", f"{rule:.2g}",
+                          crossing)  # fmt: skip
     Console().print(table)
     typer.echo(f"wrote {figure} and {figure.with_suffix('.json')}")
 
@@ -230,18 +232,18 @@ def demo_command(
     ),
     seed: int = typer.Option(0, help="Random seed."),
 ) -> None:
-    """Isotropic vs Fisher refinement of a flow policy on 2-D anisotropic behaviours (under 2 minutes on CPU).
+    """Isotropic vs Fisher refinement of a flow policy on 2-D anisotropic behaviours (about a minute on CPU).
 
     Fits a flow to a thin curved band and to two elongated lanes, trains residuals under the isotropic
     (L2) penalty, FD's Fisher penalty and FD with the Jacobian term at equal reward, and writes
-    demo.png, summary.md and summary.json with the reward reached and the true KL of each.
+    demo.png, demo_frontier.png, demo_jacobian.png, summary.md and summary.json with the reward reached
+    and the true KL of each.
     """
-    from fidec.diagnostics.demo import DemoConfig, quick_config, run_demo
-
-    config = quick_config(seed) if quick else DemoConfig(seed=seed)
-    paths = run_demo(out, config)
+    with user_errors():
+        config = quick_config(seed) if quick else DemoConfig(seed=seed)
+        paths = demo.run_demo(out, config)
     typer.echo(paths["summary"].read_text())
-    typer.echo(f"wrote {paths['figure']}, {paths['summary']} and {paths['json']}")
+    typer.echo(f"wrote {', '.join(str(p) for p in paths.values())}")
 
 
 if __name__ == "__main__":

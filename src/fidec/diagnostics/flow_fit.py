@@ -14,8 +14,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from fidec.fisher import FisherConfig, fisher_from_scores, perturbed_times
-from fidec.flows import euler_sample, flow_matching_loss, gaussian_fisher, score_at
+from fidec.diagnostics.behaviours import elongated_gaussian
+from fidec.fisher import FisherConfig, fisher_metric, trace_normalize
+from fidec.flows import euler_sample, flow_matching_loss, gaussian_fisher
 from fidec.networks import VectorField
 
 
@@ -86,32 +87,25 @@ def estimate_fisher(
     config: FisherConfig = FisherConfig(),
     sampler_steps: int = 100,
 ) -> jax.Array:
-    """F_n from ``num_samples`` base actions of the fitted flow (one 'state').
+    """F_n from ``num_samples`` base actions of the fitted flow (one 'state'), by FD's own
+    :func:`fidec.fisher.fisher_metric`.
 
     Note: a coarse Euler sampler shrinks the spread of the base actions unevenly (on the fisher-check
     Gaussian with K = 10 the variance is ~0.64 S along the broad axis and ~0.16 S along the narrow one),
     so after trace normalisation F is biased toward the narrow direction (anisotropy exaggerated ~4x);
     ``sampler_steps`` = 100 isolates the score estimator from that effect.
     """
-    k_base, k_noise, k_t = jax.random.split(key, 3)
+    k_base, k_fisher = jax.random.split(key)
     base = fit.sample(k_base, num_samples, sampler_steps)
-    t = perturbed_times(k_t, (num_samples,), config)
-    noise = jax.random.normal(k_noise, base.shape)
-    scores = score_at(fit.velocity_fn(), base, noise, t, config.estimator)
-    return fisher_from_scores(scores, config.damping, config.normalize, config.norm_eps)
-
-
-def normalized(metric: jax.Array) -> jax.Array:
-    """F / (tr F / d)."""
-    return metric / (jnp.trace(metric) / metric.shape[-1])
+    return fisher_metric(fit.velocity_fn(), base[None], k_fisher, config)[0]
 
 
 def fisher_check(steps: int = 3000, seed: int = 0, t_eps: float = 0.98) -> dict:
-    """Fit a flow to N(mu, S) (2-D, strongly anisotropic) and compare estimated and analytic F_n."""
+    """Fit a flow to N(mu, S) (2-D, strongly anisotropic:
+    :func:`~fidec.diagnostics.behaviours.elongated_gaussian`) and compare estimated and analytic F_n."""
     rng = np.random.default_rng(seed)
-    mu = np.array([0.2, -0.1], np.float32)
-    rotation = np.array([[np.cos(0.5), -np.sin(0.5)], [np.sin(0.5), np.cos(0.5)]], np.float32)
-    cov = rotation @ np.diag([0.25**2, 0.05**2]).astype(np.float32) @ rotation.T
+    gaussian = elongated_gaussian()
+    mu, cov = gaussian.means[0].astype(np.float32), gaussian.covariances[0].astype(np.float32)
     data = rng.multivariate_normal(mu, cov, size=20_000).astype(np.float32)
     fit = fit_flow(data, steps=steps, seed=seed)
     samples = np.asarray(fit.sample(jax.random.PRNGKey(seed + 1), 20_000, num_steps=100))
@@ -122,8 +116,8 @@ def fisher_check(steps: int = 3000, seed: int = 0, t_eps: float = 0.98) -> dict:
             estimate_fisher(fit, jax.random.PRNGKey(seed + 2), 8192, config)
         )
     results["fisher_analytic_t"] = np.asarray(
-        normalized(gaussian_fisher(jnp.asarray(mu), jnp.asarray(cov), t_eps))
+        trace_normalize(gaussian_fisher(jnp.asarray(mu), jnp.asarray(cov), t_eps))
     )
-    results["fisher_analytic_behaviour"] = np.asarray(normalized(jnp.linalg.inv(jnp.asarray(cov))))
+    results["fisher_analytic_behaviour"] = np.asarray(trace_normalize(jnp.linalg.inv(jnp.asarray(cov))))
     results["final_loss"] = float(fit.losses[-200:].mean())
     return results

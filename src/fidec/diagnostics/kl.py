@@ -21,14 +21,17 @@ log-density of :func:`fidec.flows.log_density`) and the residual network.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fidec.fisher import FisherConfig, fisher_from_scores, fisher_metric, jacobian_trace_square
+from fidec.config import ConfigError
+from fidec.fisher import FisherConfig, fisher_from_scores, fisher_metric, jacobian_square, quadratic_penalty
 from fidec.flows import VelocityFn, euler_sample, log_density
+from fidec.training.loop import load_training_data
+from fidec.training.rundir import RunDir
 
 LogDensityFn = Callable[[jax.Array], jax.Array]
 DeltaFn = Callable[[jax.Array], jax.Array]
@@ -107,63 +110,33 @@ def exact_fisher(log_density_fn: LogDensityFn, actions: jax.Array) -> jax.Array:
     return fisher_from_scores(scores, damping=0.0, normalize=False)
 
 
+def half_quadratic(deltas: jax.Array, metric: jax.Array) -> jax.Array:
+    """1/2 E[delta^T M delta] over displacements (N, d), for a (d, d) or per-sample (N, d, d) metric M.
+
+    Computed by FD's own :func:`fidec.fisher.quadratic_penalty` (delta^T M delta / d), times d / 2.
+    """
+    d = deltas.shape[-1]
+    metric = jnp.broadcast_to(metric, deltas.shape[:-1] + metric.shape[-2:])
+    return 0.5 * d * jnp.mean(quadratic_penalty(deltas, metric))
+
+
 def quadratic_kl(delta_fn: DeltaFn, actions: jax.Array, fisher: jax.Array) -> jax.Array:
     """FD's quadratic 1/2 E[delta^T F delta] with a fixed (d, d) metric F."""
-    deltas = jax.vmap(delta_fn)(actions)
-    return 0.5 * jnp.mean(jnp.einsum("ni,ij,nj->n", deltas, fisher, deltas))
+    return half_quadratic(jax.vmap(delta_fn)(actions), fisher)
 
 
 def curvature_term(log_density_fn: LogDensityFn, delta_fn: DeltaFn, actions: jax.Array) -> jax.Array:
     """1/2 E[delta^T (-Hess log p) delta], the first part of the second-order expansion."""
-    deltas = jax.vmap(delta_fn)(actions)
     hessians = jax.vmap(jax.hessian(log_density_fn))(actions)
-    return -0.5 * jnp.mean(jnp.einsum("ni,nij,nj->n", deltas, hessians, deltas))
+    return half_quadratic(jax.vmap(delta_fn)(actions), -hessians)
 
 
 def jacobian_term(
     delta_fn: DeltaFn, actions: jax.Array, key: jax.Array | None = None, num_probes: int = 1
 ) -> jax.Array:
-    """1/2 E[tr((d delta / d a)^2)] (exact with ``key=None``, else Hutchinson; see jacobian_trace_square)."""
-    return 0.5 * jnp.mean(jacobian_trace_square(delta_fn, actions, key, num_probes))
-
-
-def jacobian_square_terms(
-    delta_fn: DeltaFn, actions: jax.Array, key: jax.Array | None = None, num_probes: int = 1
-) -> tuple[jax.Array, jax.Array]:
-    """(tr(J^2), ||sym J||_F^2) per sample, J = d delta / d a, sym J = (J + J^T) / 2, from one pass.
-
-    tr(J^2) = ||sym J||^2 - ||skew J||^2 is the Jacobian term of the second-order KL; it is negative
-    for rotation-like J, so a penalty built on it is unbounded below and an optimiser can exploit it.
-    ||sym J||^2 >= tr(J^2) keeps the expansion an upper bound and equals it for symmetric J (gradient
-    fields).  With ``key=None`` both are exact (d JVPs); otherwise Hutchinson estimates with Rademacher
-    z: tr(J^2) = E[(J^T z) . (J z)] and ||sym J||^2 = E||(J z + J^T z) / 2||^2 (one JVP and one VJP
-    per probe; the same estimator as :func:`fidec.fisher.jacobian_trace_square`).
-    """
-    if key is None:
-        jac = displacement_jacobians(delta_fn, actions)
-        sym = 0.5 * (jac + jnp.swapaxes(jac, -1, -2))
-        return jnp.einsum("nij,nji->n", jac, jac), jnp.sum(sym**2, axis=(-2, -1))
-    probes = jax.random.rademacher(key, (num_probes,) + actions.shape, dtype=actions.dtype)
-
-    def one(a, zs):
-        _, vjp = jax.vjp(delta_fn, a)
-
-        def per_probe(z):
-            jz = jax.jvp(delta_fn, (a,), (z,))[1]
-            jtz = vjp(z)[0]
-            return jnp.dot(jtz, jz), jnp.sum((0.5 * (jz + jtz)) ** 2)
-
-        trace_sq, sym_sq = jax.vmap(per_probe)(zs)
-        return jnp.mean(trace_sq), jnp.mean(sym_sq)
-
-    return jax.vmap(one, in_axes=(0, 1))(actions, probes)
-
-
-def symmetric_jacobian_square(
-    delta_fn: DeltaFn, actions: jax.Array, key: jax.Array | None = None, num_probes: int = 1
-) -> jax.Array:
-    """||sym J||_F^2 per sample (see :func:`jacobian_square_terms`)."""
-    return jacobian_square_terms(delta_fn, actions, key, num_probes)[1]
+    """1/2 E[tr((d delta / d a)^2)] through :func:`fidec.fisher.jacobian_square` (the estimator FD trains
+    with): exact with ``key=None``, else Hutchinson with ``num_probes`` Rademacher probes."""
+    return 0.5 * jnp.mean(jacobian_square(delta_fn, actions, key, num_probes, form="trace"))
 
 
 def second_order_kl(log_density_fn: LogDensityFn, delta_fn: DeltaFn, actions: jax.Array) -> jax.Array:
@@ -331,9 +304,9 @@ def scan_arrays(
         elif fisher_from == "score":
             fisher = exact_fisher(log_density_fn, actions)
         else:
-            raise ValueError(f"fisher_from must be 'score' or 'hessian', got {fisher_from!r}")
-    quad = quadratic_kl(delta_fn, actions, fisher)
-    curv = -0.5 * jnp.mean(jnp.einsum("ni,nij,nj->n", deltas, hessians, deltas))
+            raise ConfigError(f"fisher_from must be 'score' or 'hessian', got {fisher_from!r}")
+    quad = half_quadratic(deltas, fisher)
+    curv = half_quadratic(deltas, -hessians)
     jac = jacobian_term(delta_fn, actions)
 
     def at_scale(c):
@@ -360,7 +333,7 @@ def scan_arrays(
         "displacement_rms": scales * jnp.sqrt(jnp.mean(jnp.sum(deltas**2, axis=-1))),
     }
     if estimated_fisher is not None:
-        out["quadratic_kl_estimated"] = c2 * quadratic_kl(delta_fn, actions, estimated_fisher)
+        out["quadratic_kl_estimated"] = c2 * half_quadratic(deltas, estimated_fisher)
     return out
 
 
@@ -397,7 +370,7 @@ def kl_scan(
     """
     scales = default_scales() if scales is None else np.asarray(scales, np.float64)
     if np.any(scales <= 0) or np.any(np.diff(scales) <= 0):
-        raise ValueError("kl_scan: scales must be positive and increasing (e.g. np.logspace(-2, 1, 25))")
+        raise ConfigError("kl_scan: scales must be positive and increasing (e.g. np.logspace(-2, 1, 25))")
     compute = jax.jit(lambda a, s, f, fe: scan_arrays(log_density_fn, delta_fn, a, s, f, fe, control_variate))
     arrays = compute(actions, jnp.asarray(scales, actions.dtype), fisher, estimated_fisher)
     return scan_from_arrays(scales, arrays)
@@ -428,9 +401,9 @@ class KLValidityConfig:
 
     def __post_init__(self) -> None:
         if self.num_actions < 2:
-            raise ValueError(f"num_actions must be >= 2, got {self.num_actions}")
+            raise ConfigError(f"num_actions must be >= 2, got {self.num_actions}")
         if self.fisher.normalize:
-            raise ValueError("KL diagnostics need the true-scale Fisher: use FisherConfig(normalize=False)")
+            raise ConfigError("KL diagnostics need the true-scale Fisher: use FisherConfig(normalize=False)")
 
 
 @dataclass(frozen=True)
@@ -499,7 +472,7 @@ def kl_validity_for_states(
     and ``delta_fn_per_state = lambda s: lambda a: residual.apply(p_res, s, a)``.
     """
     if states.ndim != 2:
-        raise ValueError(f"states must have shape (S, obs_dim), got {states.shape}")
+        raise ConfigError(f"states must have shape (S, obs_dim), got {states.shape}")
 
     def one_state(s, k):
         v = velocity_fn_per_state(s)
@@ -583,23 +556,20 @@ def kl_validity_for_run(
     score estimator and t_eps, true scale.  ``dataset`` replaces the run's dataset (needed for runs
     trained on an in-memory dataset).
     """
-    from dataclasses import replace
-
-    from fidec.training.loop import load_training_data
-    from fidec.training.rundir import RunDir
-
     run = RunDir.open(run_dir)
     train_config, record = run.read_config()
     if train_config.agent_name not in ("fd", "iso"):
-        raise ValueError(
+        raise ConfigError(
             f"run {run_dir} trained agent {train_config.agent_name!r}, which has no residual refinement; "
             "the KL diagnostic needs an 'fd' or 'iso' run"
         )
     num_seeds = len(train_config.seeds)
     if not 0 <= seed_index < num_seeds:
-        raise ValueError(f"seed_index must lie in [0, {num_seeds}) for this run's seeds {train_config.seeds}")
+        raise ConfigError(
+            f"seed_index must lie in [0, {num_seeds}) for this run's seeds {train_config.seeds}"
+        )
     if num_states < 1:
-        raise ValueError(f"num_states must be >= 1, got {num_states}")
+        raise ConfigError(f"num_states must be >= 1, got {num_states}")
     loaded = run.load(step=checkpoint)
     agent, found_step = loaded.agent, loaded.step
     obs_dim, action_dim = agent.obs_dim, agent.action_dim
@@ -607,13 +577,13 @@ def kl_validity_for_run(
 
     if dataset is None:
         if record.get("dataset") == "in-memory":
-            raise ValueError(
+            raise ConfigError(
                 f"run {run_dir} was trained on an in-memory dataset; pass the same dataset "
                 "(kl_validity_for_run(..., dataset=...))"
             )
         dataset = load_training_data(train_config)
     if dataset.obs_dim != obs_dim or dataset.action_dim != action_dim:
-        raise ValueError(
+        raise ConfigError(
             f"dataset has obs_dim {dataset.obs_dim}, action_dim {dataset.action_dim}; the run expects "
             f"{obs_dim}, {action_dim}"
         )

@@ -25,9 +25,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fidec.config import ConfigError
+from fidec.diagnostics.behaviours import rotation_2d
+from fidec.diagnostics.flow_fit import fit_flow
+from fidec.fisher import trace_normalize
 from fidec.flows import gaussian_fisher, gaussian_score, gaussian_velocity, score_at
 
 METRICS = ("raw", "normalized")
+# Leading order of the bias of p_t in eps: t^2 S shrinks p_t by ~2 eps; trace normalisation cancels that.
+BIAS_ORDER = {"raw": 1, "normalized": 2}
 UNIT_ROUNDOFF = {"fp32": float(np.finfo(np.float32).eps) / 2, "fp64": float(np.finfo(np.float64).eps) / 2}
 
 
@@ -63,22 +69,22 @@ class PerturbedTimeConfig:
     def __post_init__(self) -> None:
         eps = np.asarray(self.eps)
         if eps.ndim != 1 or eps.size < 3 or np.any(eps <= 0) or np.any(eps >= 1) or np.any(np.diff(eps) <= 0):
-            raise ValueError("eps must be an increasing grid of at least 3 values inside (0, 1)")
+            raise ConfigError("eps must be an increasing grid of at least 3 values inside (0, 1)")
         if self.num_samples < 2:
-            raise ValueError(f"num_samples must be >= 2, got {self.num_samples}")
+            raise ConfigError(f"num_samples must be >= 2, got {self.num_samples}")
         if self.samples_per_state < 1 or self.num_samples % self.samples_per_state:
-            raise ValueError(
+            raise ConfigError(
                 f"samples_per_state must be >= 1 and divide num_samples ({self.num_samples}), "
                 f"got {self.samples_per_state}"
             )
         if min(self.stds) <= 0:
-            raise ValueError(f"stds must be positive, got {self.stds}")
+            raise ConfigError(f"stds must be positive, got {self.stds}")
         if self.flow_steps < 0:
-            raise ValueError(f"flow_steps must be >= 0, got {self.flow_steps}")
+            raise ConfigError(f"flow_steps must be >= 0, got {self.flow_steps}")
 
     def covariance(self) -> np.ndarray:
-        c, s = np.cos(self.angle), np.sin(self.angle)
-        rot = np.array([[c, -s], [s, c]])
+        """S = R(angle) diag(stds^2) R(angle)^T."""
+        rot = rotation_2d(self.angle)
         return rot @ np.diag(np.square(self.stds)) @ rot.T
 
 
@@ -96,6 +102,28 @@ class PerturbedTimeCurve:
         return float(self.eps[int(np.nanargmin(self.error[metric]))])
 
 
+def error_model(eps: np.ndarray, bias: np.ndarray, deviation: np.ndarray, order: int) -> dict | None:
+    """Fit bias ~ a eps^order and round-off ~ b / eps where each dominates; their crossing
+    (b / a)^(1/(order+1)) predicts the optimum eps.
+
+    ``a`` is the median of bias / eps^order over eps < 0.01 where the bias is > 10x the round-off part
+    (the leading order); ``b`` the median of deviation * eps where the round-off part is > 10x the bias.
+    None when either side has no such point on the grid.
+    """
+    bias_side = (bias > 10 * deviation) & (eps < 1e-2)
+    roundoff_side = deviation > 10 * bias
+    if not bias_side.any() or not roundoff_side.any():
+        return None
+    a = float(np.median(bias[bias_side] / eps[bias_side] ** order))
+    b = float(np.median(deviation[roundoff_side] * eps[roundoff_side]))
+    return {
+        "bias_order": order,
+        "bias_coefficient": a,
+        "roundoff_coefficient": b,
+        "crossing_eps": (b / a) ** (1.0 / (order + 1)),
+    }
+
+
 @dataclass(frozen=True)
 class PerturbedTimeResult:
     curves: list[PerturbedTimeCurve]
@@ -103,6 +131,12 @@ class PerturbedTimeResult:
     unit_roundoff: dict[str, float]
     num_samples: int
     samples_per_state: int
+
+    def error_models(self, curve: PerturbedTimeCurve) -> dict[str, dict | None]:
+        """Per metric, :func:`error_model` of an analytic curve (the flow's error is not round-off)."""
+        if not curve.name.startswith("analytic"):
+            return {m: None for m in METRICS}
+        return {m: error_model(curve.eps, self.bias[m], curve.deviation[m], BIAS_ORDER[m]) for m in METRICS}
 
     def curve(self, name: str) -> PerturbedTimeCurve:
         for c in self.curves:
@@ -116,6 +150,7 @@ class PerturbedTimeResult:
             "samples_per_state": self.samples_per_state,
             "unit_roundoff": self.unit_roundoff,
             "delta_quarter": {k: v**0.25 for k, v in self.unit_roundoff.items()},
+            "delta_third": {k: v ** (1 / 3) for k, v in self.unit_roundoff.items()},
             "eps": [float(e) for e in self.curves[0].eps],
             "bias": {m: [float(x) for x in v] for m, v in self.bias.items()},
             "curves": {},
@@ -126,12 +161,16 @@ class PerturbedTimeResult:
                 "min_error": {m: float(np.nanmin(c.error[m])) for m in METRICS},
                 "error": {m: [float(x) for x in c.error[m]] for m in METRICS},
                 "deviation": {m: [float(x) for x in c.deviation[m]] for m in METRICS},
+                "error_model": self.error_models(c),
             }
         return out
 
 
 def _normalize(metric: np.ndarray) -> np.ndarray:
-    return metric / (np.trace(metric, axis1=-2, axis2=-1)[..., None, None] / metric.shape[-1])
+    """FD's trace normalisation (:func:`fidec.fisher.trace_normalize`) in fp64: the errors compared here
+    go down to 1e-11."""
+    with jax.enable_x64(True):
+        return np.asarray(trace_normalize(jnp.asarray(metric, jnp.float64)))
 
 
 def _relative(diff: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -217,8 +256,6 @@ def perturbed_time_study(config: PerturbedTimeConfig = PerturbedTimeConfig()) ->
             scores = estimated_scores(velocity, actions, noise, eps, dtype)
         curves.append(_curve(f"analytic {label}", eps, _outer_mean(scores, m), f_ref, f_t, s_inv))
     if config.flow_steps > 0:
-        from fidec.diagnostics.flow_fit import fit_flow
-
         data = rng.multivariate_normal(mean, cov, 20_000).astype(np.float32)
         fit = fit_flow(data, steps=config.flow_steps, seed=config.seed)
         scores = estimated_scores(fit.velocity_fn(), actions, noise, eps, jnp.float32)
@@ -232,16 +269,24 @@ def perturbed_time_study(config: PerturbedTimeConfig = PerturbedTimeConfig()) ->
 
 
 def summary_lines(result: PerturbedTimeResult) -> list[str]:
-    """Markdown bullet lines: the optimum eps of each curve against delta^(1/4)."""
+    """Markdown bullet lines: the optimum eps of each curve against delta^(1/4) and the fitted error model."""
     lines = []
     for c in result.curves:
         prec = "fp64" if "fp64" in c.name else "fp32"
         rule = result.unit_roundoff[prec] ** 0.25
+        models = result.error_models(c)
         for m in METRICS:
             i = int(np.nanargmin(c.error[m]))
             edge = " (grid edge: the optimum lies beyond the grid)" if i in (0, len(c.eps) - 1) else ""
+            model = models[m]
+            fit = (
+                ""
+                if model is None
+                else f"; bias ~ {model['bias_coefficient']:.3g} eps^{model['bias_order']} meets round-off "
+                f"~ {model['roundoff_coefficient']:.2g} / eps at eps = {model['crossing_eps']:.2g}"
+            )
             lines.append(
                 f"- {c.name}, {m} F: optimum eps = {c.eps[i]:.2g}{edge} (t_eps = {1 - c.eps[i]:.6g}), "
-                f"error {c.error[m][i]:.2e}; delta^(1/4) = {rule:.2g}"
+                f"error {c.error[m][i]:.2e}; delta^(1/4) = {rule:.2g}{fit}"
             )
     return lines

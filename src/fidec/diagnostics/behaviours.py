@@ -1,4 +1,5 @@
-"""2-D behaviour distributions with exact log-densities, rewards and displacement fields for the diagnostics.
+"""Toy behaviours for the diagnostics: 2-D action densities with exact log-densities, goal rewards and
+displacement fields.
 
 Behaviours (each with an exact, differentiable ``log_density`` and a ``sample`` method):
 
@@ -21,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fidec.config import ConfigError
 from fidec.networks import MLP
 
 BEHAVIOURS = ("gaussian", "mixture", "band")
@@ -42,6 +44,7 @@ class Behaviour(Protocol):
 
 
 def rotation_2d(angle: float) -> np.ndarray:
+    """The 2-D rotation matrix by ``angle`` radians."""
     return np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
 
 
@@ -57,12 +60,12 @@ class GaussianMixture:
     def __post_init__(self) -> None:
         k, d = self.means.shape
         if self.weights.shape != (k,) or self.covariances.shape != (k, d, d):
-            raise ValueError(
+            raise ConfigError(
                 f"GaussianMixture expects weights (K,), means (K, d), covariances (K, d, d); got "
                 f"{self.weights.shape}, {self.means.shape}, {self.covariances.shape}"
             )
         if not np.isclose(self.weights.sum(), 1.0) or np.any(self.weights <= 0):
-            raise ValueError(f"mixture weights must be positive and sum to 1, got {self.weights}")
+            raise ConfigError(f"mixture weights must be positive and sum to 1, got {self.weights}")
 
     @property
     def dim(self) -> int:
@@ -149,7 +152,7 @@ def make_behaviour(name: str) -> GaussianMixture | CurvedBand:
         return two_lanes()
     if name == "band":
         return CurvedBand()
-    raise ValueError(f"unknown behaviour {name!r}; choose one of {BEHAVIOURS}")
+    raise ConfigError(f"unknown behaviour {name!r}; choose one of {', '.join(BEHAVIOURS)}")
 
 
 def goal_reward(goal: jax.Array | np.ndarray) -> Callable[[jax.Array], jax.Array]:
@@ -185,6 +188,7 @@ def mlp_field(key: jax.Array, dim: int, hidden: tuple[int, ...] = (32, 32)) -> D
 
 
 def scaled(delta_fn: DeltaFn, scale: float) -> DeltaFn:
+    """a -> scale * delta_fn(a)."""
     return lambda a: scale * delta_fn(a)
 
 
@@ -203,7 +207,7 @@ def make_field(name: str, behaviour: Behaviour, key: jax.Array, num_samples: int
     elif name == "mlp":
         field = mlp_field(k_mat, d)
     else:
-        raise ValueError(f"unknown displacement field {name!r}; choose one of {FIELDS}")
+        raise ConfigError(f"unknown displacement field {name!r}; choose one of {', '.join(FIELDS)}")
     actions = behaviour.sample(k_norm, num_samples)
     rms = jnp.sqrt(jnp.mean(jnp.sum(jax.vmap(field)(actions) ** 2, axis=-1)))
     return scaled(field, float(1.0 / rms))
