@@ -8,13 +8,13 @@ import pytest
 import typer
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.text import Text
 from typer.testing import CliRunner
 
 from fidec.reports.aggregate import collect_runs, group_scores, iqm_results
 from fidec.reports.commands import report_command
 from fidec.reports.curves import aggregate_figure, curve_band, overview_figure, task_figure
 from fidec.reports.render import build_report
+from figures import readability_problems
 from test_reports_aggregate import T1, T2, UMAZE, runs  # noqa: F401  (the fixture)
 
 
@@ -111,20 +111,11 @@ def _drawn(fig: Figure) -> Figure:
 
 def _check_readable(fig: Figure, ylabel: str | None) -> None:
     """Every text of at least 9 pt, every data panel labelled on both axes (units included), the legend
-    outside every panel."""
-    texts = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
-    assert texts and min(t.get_fontsize() for t in texts) >= 9, sorted({t.get_fontsize() for t in texts})
-    panels = [ax for ax in fig.axes if ax.axison]
-    assert panels
-    for ax in panels:
-        assert ax.get_xlabel(), ax.get_title()
+    outside every panel, a title (tests/figures.py); and the y label of every data panel."""
+    assert not readability_problems(fig), readability_problems(fig)
+    for ax in (ax for ax in fig.axes if ax.axison):
         if ylabel is not None:
             assert ax.get_ylabel() == ylabel
-    renderer = fig.canvas.get_renderer()
-    for legend in fig.legends + [ax.get_legend() for ax in panels if ax.get_legend()]:
-        box = legend.get_window_extent(renderer)
-        for ax in panels:
-            assert not box.overlaps(ax.get_window_extent(renderer)), "the legend covers a panel"
 
 
 def test_figures_are_readable_at_a_glance(runs):  # noqa: F811

@@ -70,3 +70,14 @@ def test_learning_curves_png(tmp_path):
     train_rows = [{"step": s, "seed": seed, "critic_loss": 1.0 / s} for s in (10, 20) for seed in (0, 1)]
     path = plot_learning_curves(train_rows, _eval_rows(), "success", tmp_path / "plots" / "c.png", title="t")
     assert path.exists() and path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_learning_curves_read_at_a_glance():
+    from fidec.training.plots import learning_curves_figure
+    from figures import readability_problems
+
+    train = [{"step": s, "seed": k, "critic_loss": 1.0 / s, "bc_loss": 0.5, "alpha": 3.0} for s in (100, 200) for k in (0, 1)]
+    evals = [{"step": s, "seed": k, "success": 0.1 * k} for s in (100, 200) for k in (0, 1)]
+    fig = learning_curves_figure(train, evals, "success", title="fd on cube", online_start=150)
+    assert not readability_problems(fig)
+    assert [ax.get_ylabel() for ax in fig.axes][0] == "success rate (fraction of episodes)"

@@ -217,6 +217,7 @@ def aggregate_figure(
             if scope.metric == "success":
                 ax.set_xlim(-2, 102)
             ax.set_xlabel(f"IQM of {METRIC_TEXT.get(scope.metric, scope.metric)}")
+            ax.set_ylabel("agent")
             ax.set_title(scope.name)
             ax.grid(axis="x", alpha=0.3)
         fig.suptitle(
