@@ -80,4 +80,4 @@ def test_learning_curves_read_at_a_glance():
     evals = [{"step": s, "seed": k, "success": 0.1 * k} for s in (100, 200) for k in (0, 1)]
     fig = learning_curves_figure(train, evals, "success", title="fd on cube", online_start=150)
     assert not readability_problems(fig)
-    assert [ax.get_ylabel() for ax in fig.axes][0] == "success rate (fraction of episodes)"
+    assert fig.axes[0].get_ylabel() == "success rate (fraction of episodes)"
