@@ -15,10 +15,10 @@ from fidec.reports.commands import report_command
 from fidec.reports.curves import aggregate_figure, curve_band, overview_figure, task_figure
 from fidec.reports.render import build_report
 from figures import readability_problems
-from test_reports_aggregate import T1, T2, UMAZE, runs  # noqa: F401  (the fixture)
+from report_runs import T1, T2, UMAZE
 
 
-def test_report_files_and_contents(runs, tmp_path):  # noqa: F811
+def test_report_files_and_contents(runs, tmp_path):
     out = tmp_path / "report"
     report = build_report([runs], out, fmt="md", num_resamples=200)
     assert report.num_runs == 8 and report.markdown == out / "report.md"
@@ -63,7 +63,7 @@ def test_report_files_and_contents(runs, tmp_path):  # noqa: F811
     assert with_best.html is None and not (tmp_path / "best" / "curves").exists()
 
 
-def test_report_command(runs, tmp_path):  # noqa: F811
+def test_report_command(runs, tmp_path):
     app = typer.Typer()
     app.command("report")(report_command)
     app.command("other")(lambda: None)  # keep the subcommand structure of the real CLI
@@ -81,7 +81,7 @@ def test_report_command(runs, tmp_path):  # noqa: F811
     assert nothing.exit_code == 2 and "no finished run" in nothing.output
 
 
-def test_curve_bands_are_drawn_from_the_seeds(runs, tmp_path):  # noqa: F811
+def test_curve_bands_are_drawn_from_the_seeds(runs, tmp_path):
     groups, _ = group_scores(collect_runs([runs]).runs)
     iso = next(g for g in groups if g.label == "iso" and g.task == T1)
     steps, mean, low, high = curve_band(iso, num_resamples=4000)
@@ -118,7 +118,7 @@ def _check_readable(fig: Figure, ylabel: str | None) -> None:
             assert ax.get_ylabel() == ylabel
 
 
-def test_figures_are_readable_at_a_glance(runs):  # noqa: F811
+def test_figures_are_readable_at_a_glance(runs):
     # labels in the order the runs are found (folders sorted): bc, fd, iso
     groups, _ = group_scores(collect_runs([runs]).runs)
     cube = [g for g in groups if g.family == "cube-single-play"]
@@ -139,7 +139,7 @@ def test_figures_are_readable_at_a_glance(runs):  # noqa: F811
     assert [t.get_text() for t in aggregate.axes[0].get_yticklabels()] == ["bc", "fd", "iso"]
 
 
-def test_report_output_errors_are_one_line(runs, tmp_path):  # noqa: F811
+def test_report_output_errors_are_one_line(runs, tmp_path):
     app = typer.Typer()
     app.command("report")(report_command)
     app.command("other")(lambda: None)

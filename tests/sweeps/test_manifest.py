@@ -110,9 +110,9 @@ def test_one_sweep_per_output_directory(tmp_path):
 
 # -- compatibility with sweeps written by earlier fidec -------------------------------------------------
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 # The manifest of the cpu-study sweep as fidec e0919a6 wrote it (2 trials done, 1 running, 39 pending).
-OLD_MANIFEST = Path(__file__).resolve().parent / "fixtures" / "cpu-study-manifest-e0919a6.json"
+OLD_MANIFEST = Path(__file__).resolve().parents[1] / "fixtures" / "cpu-study-manifest-e0919a6.json"
 
 
 def test_a_manifest_written_by_earlier_fidec_is_read_and_resumed_unchanged(tmp_path):

@@ -22,7 +22,7 @@ from fidec.sweeps.spec import (
 )
 
 TASK = "cube-single-play-singletask-task1-v0"
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "sweeps"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "sweeps"
 
 
 def minimal(**changes):

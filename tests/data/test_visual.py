@@ -1,6 +1,6 @@
 """Visual datasets: official .npz layout, frames stored once and memory-mapped, frame stacks that never
 cross an episode start, on-device stacked sampling, generation (the environment wrapper that stacks the
-same frames: tests/test_envs_frame_stack.py)."""
+same frames: tests/envs/test_frame_stack.py)."""
 
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ DRIVER = textwrap.dedent(
     f"""
     import json, sys
     sys.path.insert(0, {str(TESTS_DIR)!r})
-    import test_sweeps_runner as helpers
+    import test_runner as helpers
     from fidec.sweeps import parse_spec, run_sweep
 
     spec = parse_spec(json.loads(sys.argv[1]))
