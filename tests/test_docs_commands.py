@@ -84,4 +84,6 @@ def test_documented_command_parses(source, line, command):
         pytest.fail(f"{source}:{line}: `{command}` does not parse: {exc.format_message()}")
     if args[:1] == ["train"] and "--resume" not in args and "--show-config" not in args:
         result = CliRunner().invoke(app, [*args, "--show-config"])
-        assert result.exit_code == 0, f"{source}:{line}: `{command}` does not resolve:\n{result.output[-2000:]}"
+        assert result.exit_code == 0, (
+            f"{source}:{line}: `{command}` does not resolve:\n{result.output[-2000:]}"
+        )

@@ -191,7 +191,9 @@ def test_make_agent_explains_mismatched_observations_and_encoders():
     )
     with pytest.raises(ValueError, match=r"built for frames \(64, 64, 9\)"):
         agent.update(agent.init(jax.random.PRNGKey(0)), bad)
-    with pytest.raises(ValueError, match=r"wrap the environments with fidec\.envs\.frame_stack\.stack_frames"):
+    with pytest.raises(
+        ValueError, match=r"wrap the environments with fidec\.envs\.frame_stack\.stack_frames"
+    ):
         agent.sample_actions(
             agent.init(jax.random.PRNGKey(0)), jnp.zeros((2, 64, 64, 3)), jax.random.PRNGKey(1)
         )

@@ -131,7 +131,9 @@ def test_trace_normalization_floors_the_mean_eigenvalue_at_norm_eps():
     """F_n = F / max(tr F / d, eps), the official ``fisher_trace_eps``: eps only matters below it."""
     scores = jnp.asarray([[[1.0, 0.0], [0.0, 1.0]]])  # mean outer product = I / 2, mean eigenvalue 0.5
     np.testing.assert_allclose(fisher.fisher_from_scores(scores, damping=0.0, norm_eps=0.25)[0], np.eye(2))
-    np.testing.assert_allclose(fisher.fisher_from_scores(scores, damping=0.0, norm_eps=2.0)[0], 0.25 * np.eye(2))
+    np.testing.assert_allclose(
+        fisher.fisher_from_scores(scores, damping=0.0, norm_eps=2.0)[0], 0.25 * np.eye(2)
+    )
 
 
 @pytest.mark.parametrize(

@@ -195,7 +195,9 @@ class FileLock:
     ``owner`` describes the holder in the refusal message (e.g. "another fidec train").
     """
 
-    def __init__(self, path: str | os.PathLike, owner: str = "another process", hint: str = "", wait_s: float = 0.0):
+    def __init__(
+        self, path: str | os.PathLike, owner: str = "another process", hint: str = "", wait_s: float = 0.0
+    ):
         self.path = Path(path)
         self.owner = owner
         self.hint = hint
@@ -230,7 +232,9 @@ class FileLock:
             self._stream = None
 
 
-def output_file(out: str | os.PathLike | None, default_name: str, default_dir: str | os.PathLike = ".") -> Path:
+def output_file(
+    out: str | os.PathLike | None, default_name: str, default_dir: str | os.PathLike = "."
+) -> Path:
     """The file an ``--out`` option names, checked before any work: an existing folder receives
     ``default_name``; a path whose parent is not a folder, or an existing file where a folder is needed, is an
     :class:`OutputPathError`.  The parent folder is created and must be writable."""
@@ -241,9 +245,13 @@ def output_file(out: str | os.PathLike | None, default_name: str, default_dir: s
     for ancestor in [parent, *parent.parents]:
         if ancestor.exists():
             if not ancestor.is_dir():
-                raise OutputPathError(f"cannot write {target}: {ancestor} is a file, not a folder; choose another --out")
+                raise OutputPathError(
+                    f"cannot write {target}: {ancestor} is a file, not a folder; choose another --out"
+                )
             if not os.access(ancestor, os.W_OK):
-                raise OutputPathError(f"cannot write {target}: {ancestor} is not writable; choose another --out")
+                raise OutputPathError(
+                    f"cannot write {target}: {ancestor} is not writable; choose another --out"
+                )
             break
     try:
         parent.mkdir(parents=True, exist_ok=True)

@@ -85,7 +85,9 @@ class MLP(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         act = ACTIVATIONS[self.activation]
         for width in self.hidden:
-            x = act(nn.Dense(width, kernel_init=nn.initializers.variance_scaling(1.0, "fan_avg", "uniform"))(x))
+            x = act(
+                nn.Dense(width, kernel_init=nn.initializers.variance_scaling(1.0, "fan_avg", "uniform"))(x)
+            )
             if self.layer_norm:
                 x = nn.LayerNorm()(x)
         init = nn.initializers.variance_scaling(self.final_init_scale**2, "fan_avg", "uniform")

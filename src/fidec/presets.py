@@ -50,8 +50,12 @@ class Preset:
 # Each agent's own code's defaults where they differ from AgentConfig's (applied before everything else).
 AGENT_DEFAULTS: dict[str, Preset] = {
     "fd": Preset("fd", {"grad_clip": 5.0}, source=SRC_FD_AGENT, description="global-norm gradient clip 5.0"),
-    "iso": Preset("iso", {"grad_clip": 5.0}, source=SRC_DEFLOW_AGENT, description="global-norm gradient clip 5.0"),
-    "fql": Preset("fql", {}, source=SRC_FQL_AGENT, description="no gradient clipping (AgentConfig's defaults)"),
+    "iso": Preset(
+        "iso", {"grad_clip": 5.0}, source=SRC_DEFLOW_AGENT, description="global-norm gradient clip 5.0"
+    ),
+    "fql": Preset(
+        "fql", {}, source=SRC_FQL_AGENT, description="no gradient clipping (AgentConfig's defaults)"
+    ),
     "bcflow": Preset(
         "bcflow", {}, source=SRC_FQL_AGENT, description="FQL's flow and its BC loss (AgentConfig's defaults)"
     ),
@@ -283,7 +287,9 @@ def resolve_agent_config(
     task family's preset -> the task's own values (:data:`TASK_OVERRIDES`) -> named ``presets`` in order ->
     explicit ``overrides``.  ``online``: the run has an online phase (offline-to-online values apply)."""
     if base is None:
-        config = apply_overrides(AgentConfig(), AGENT_DEFAULTS[agent].for_agent(agent) if agent in AGENT_DEFAULTS else {})
+        config = apply_overrides(
+            AgentConfig(), AGENT_DEFAULTS[agent].for_agent(agent) if agent in AGENT_DEFAULTS else {}
+        )
     else:
         config = base
     if env_name is not None:

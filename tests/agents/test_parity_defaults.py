@@ -120,7 +120,9 @@ def test_fd_rollouts_clip_base_actions_and_fisher_samples():
     # Scale the flow's last layer so that the Euler rollout leaves the box.
     big = jax.tree.map(lambda x: 100.0 * x, state.params["flow"])
     state = state.replace(params={**state.params, "flow": big})
-    base, samples, next_base = fd.rollouts(agent.config, agent.networks, state, b, jax.random.PRNGKey(4), True)
+    base, samples, next_base = fd.rollouts(
+        agent.config, agent.networks, state, b, jax.random.PRNGKey(4), True
+    )
     for x in (base, samples, next_base):
         assert float(jnp.abs(x).max()) <= 1.0
     unclipped = apply_overrides(agent.config, {"clip_flow_actions": False})
@@ -158,7 +160,12 @@ def test_layer_norm_follows_the_activation():
 def test_network_defaults_are_the_official_ones():
     net = NetworkConfig()
     assert net.actor_hidden == net.critic_hidden == (512, 512, 512, 512)
-    assert (net.activation, net.actor_layer_norm, net.critic_layer_norm, net.num_critics) == ("gelu", False, True, 2)
+    assert (net.activation, net.actor_layer_norm, net.critic_layer_norm, net.num_critics) == (
+        "gelu",
+        False,
+        True,
+        2,
+    )
     assert (net.time_embedding, net.residual_init_scale) == ("raw", 1.0)
 
 
@@ -174,7 +181,9 @@ def test_best_of_n_ranks_base_actions_by_default_and_refines_the_winner():
     base = common.sample_base_actions(agent.networks, state.params["flow"], obs_n, noise, 3)
     q = common.q_values(agent.networks, state.params["critic"], obs_n, base).reshape(4, 6)
     best = base.reshape(4, 6, ACT_DIM)[jnp.arange(4), jnp.argmax(q, axis=1)]
-    np.testing.assert_allclose(action, fd.refine(agent.networks, state.params["residual"], obs, best)[0], atol=1e-6)
+    np.testing.assert_allclose(
+        action, fd.refine(agent.networks, state.params["residual"], obs, best)[0], atol=1e-6
+    )
 
 
 def test_iterative_refinement_keeps_the_base_action_among_the_candidates():
@@ -189,7 +198,9 @@ def test_iterative_refinement_keeps_the_base_action_among_the_candidates():
     for _ in range(3):
         candidates.append(fd.refine(agent.networks, state.params["residual"], obs, candidates[-1])[0])
     stacked = jnp.stack(candidates, axis=1)
-    q = jnp.stack([common.q_values(agent.networks, state.params["critic"], obs, c) for c in candidates], axis=1)
+    q = jnp.stack(
+        [common.q_values(agent.networks, state.params["critic"], obs, c) for c in candidates], axis=1
+    )
     np.testing.assert_allclose(action, stacked[jnp.arange(32), jnp.argmax(q, axis=1)], atol=1e-6)
     assert bool(jnp.any(jnp.argmax(q, axis=1) == 0)), "some states should pick the unrefined base action"
 
@@ -198,7 +209,12 @@ def test_pixel_defaults_are_fqls_impala_small_and_its_augmentation():
     from fidec.encoders import EncoderConfig
 
     enc = EncoderConfig(name="impala")
-    assert (enc.impala_channels, enc.impala_blocks, enc.mlp_hidden, enc.layer_norm) == ((16, 32, 32), 1, (512,), False)
+    assert (enc.impala_channels, enc.impala_blocks, enc.mlp_hidden, enc.layer_norm) == (
+        (16, 32, 32),
+        1,
+        (512,),
+        False,
+    )
     assert (enc.frame_stack, enc.shift_pad, enc.augment_prob, enc.augment_per_sample) == (3, 3, 0.5, False)
 
 
@@ -211,8 +227,12 @@ def test_augmentation_coin_is_per_batch_by_default():
     for seed in range(40):
         offsets = np.asarray(shift_offsets(jax.random.PRNGKey(seed), batch, pad, 0.5, per_sample=False))
         shifted = np.any(offsets != pad, axis=1)
-        assert shifted.sum() in (0,) or shifted.mean() > 0.8  # all unshifted, or (nearly) all at random offsets
+        assert (
+            shifted.sum() in (0,) or shifted.mean() > 0.8
+        )  # all unshifted, or (nearly) all at random offsets
         outcomes.add(bool(shifted.any()))
     assert outcomes == {True, False}
     per_sample = np.asarray(shift_offsets(jax.random.PRNGKey(0), 4000, pad, 0.5, per_sample=True))
-    assert 0.35 < np.any(per_sample != pad, axis=1).mean() < 0.5  # p (1 - 1/49): a random offset can be (pad, pad)
+    assert (
+        0.35 < np.any(per_sample != pad, axis=1).mean() < 0.5
+    )  # p (1 - 1/49): a random offset can be (pad, pad)

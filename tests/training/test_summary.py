@@ -76,7 +76,11 @@ def test_learning_curves_read_at_a_glance():
     from fidec.training.plots import learning_curves_figure
     from figures import readability_problems
 
-    train = [{"step": s, "seed": k, "critic_loss": 1.0 / s, "bc_loss": 0.5, "alpha": 3.0} for s in (100, 200) for k in (0, 1)]
+    train = [
+        {"step": s, "seed": k, "critic_loss": 1.0 / s, "bc_loss": 0.5, "alpha": 3.0}
+        for s in (100, 200)
+        for k in (0, 1)
+    ]
     evals = [{"step": s, "seed": k, "success": 0.1 * k} for s in (100, 200) for k in (0, 1)]
     fig = learning_curves_figure(train, evals, "success", title="fd on cube", online_start=150)
     assert not readability_problems(fig)

@@ -68,7 +68,9 @@ def dataset_summary(dataset: Dataset | VisualDataset) -> dict[str, Any]:
     """Summary of loaded transitions."""
     lengths = episode_lengths(dataset.terminals)
     # A VisualDataset's obs_dim is already one frame's shape.
-    obs_shape = dataset.obs_dim if isinstance(dataset, VisualDataset) else tuple(dataset.observations.shape[1:])
+    obs_shape = (
+        dataset.obs_dim if isinstance(dataset, VisualDataset) else tuple(dataset.observations.shape[1:])
+    )
     episode_returns = np.add.reduceat(dataset.rewards, np.concatenate([[0], np.cumsum(lengths)[:-1]]))
     return {
         "transitions": dataset.size,

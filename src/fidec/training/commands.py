@@ -152,7 +152,9 @@ def train_command(
                 return
             resume_run(resume, overrides)
             return
-        config = check_runnable(make_train_config(agent, env, presets=preset, overrides=overrides), None, None)
+        config = check_runnable(
+            make_train_config(agent, env, presets=preset, overrides=overrides), None, None
+        )
         if show_config:
             _print_config(config)
             return

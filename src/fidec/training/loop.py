@@ -120,7 +120,9 @@ def load_training_data(config: TrainConfig) -> Dataset | VisualDataset:
     return train_set
 
 
-def check_runnable(config: TrainConfig, dataset: Dataset | VisualDataset | None, evaluator: Evaluator | None) -> TrainConfig:
+def check_runnable(
+    config: TrainConfig, dataset: Dataset | VisualDataset | None, evaluator: Evaluator | None
+) -> TrainConfig:
     """Everything about ``config`` that can be checked before any file is written or data is loaded."""
     config = check_consistency(config)
     if (dataset is None or evaluator is None) and config.total_steps > 0:
