@@ -15,6 +15,7 @@ from importlib import metadata
 
 import jax
 import jax.numpy as jnp
+import psutil
 
 from fidec.bench.timing import compile_timed, measure_rate
 
@@ -84,13 +85,8 @@ def _version(package: str) -> str | None:
         return None
 
 
-def total_memory_gb() -> float | None:
-    try:
-        import psutil
-
-        return round(psutil.virtual_memory().total / 2**30, 1)
-    except ImportError:
-        return None
+def total_memory_gb() -> float:
+    return round(psutil.virtual_memory().total / 2**30, 1)
 
 
 def describe_machine() -> dict:
