@@ -48,7 +48,7 @@ def bench_command(
         None,
         "--reference",
         help="Checkout of the official FD code (github.com/ARC0127/Fisher-Decorator): time its update in "
-        "turns with fidec's, same shapes and settings (needs `pip install 'fidec[reference]'`).",
+        "turns with fidec's, same shapes and settings (needs the official code's dependencies: the 'reference' extra of fidec).",
     ),
     only: list[str] = typer.Option(
         None,
