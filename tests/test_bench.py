@@ -33,6 +33,7 @@ from fidec.bench import (
 )
 from fidec.bench.commands import bench_command
 from fidec.bench.flops import matmul_flops
+from fidec.bench.profile import fd_stages
 from fidec.bench.render import load_results
 from fidec.bench.run import default_result_path, headline
 from fidec.bench.settings import SECTIONS, TARGET_SPEEDUP, BenchSettings
@@ -206,6 +207,7 @@ def test_headline_compares_fd_with_the_official_code_only_where_measured():
     result = {"updates": [_fd_row(6.0, 15.0, roofline)], "matmul": {"roofline_gflop_per_s": roofline}}
     h = headline(result)
     assert h["reference"] is None  # not measured: no constant stands in for it
+    assert h["reference_status"].startswith("not measured")
     assert h["roofline_fraction"] == pytest.approx(0.9)
     assert h["meets_roofline_target"] is True
 
@@ -495,3 +497,15 @@ def test_the_gpu_plan_runs_on_the_cpu_at_its_smallest(tmp_path):
     assert [r["updates_per_call"] for r in data["fused"]] == [1, 10, 100, 1000]
     assert [r["seeds"] for r in data["seeds"]] == [1, 4, 8, 16]
     assert "#### Seeds in one process" in (tmp_path / "bench.md").read_text()
+
+
+@pytest.mark.slow
+def test_the_profile_times_every_stage_of_the_current_fd_update():
+    """The profile calls FD's own stage functions; a change of their signatures must show here."""
+    stages = fd_stages(settings_for("tiny"), log=lambda line: None)
+    names = [s["stage"] for s in stages]
+    assert names[0].startswith("Euler rollout") and any(n.startswith("loss + gradient") for n in names)
+    assert all(s["ms"] > 0 for s in stages)
+    # The rollout is the update's largest matmul stage at M = 4 Fisher samples and K = 10 Euler steps.
+    rollout, fisher = stages[0], stages[1]
+    assert rollout["gflop"] > fisher["gflop"] > 0

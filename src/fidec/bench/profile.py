@@ -76,7 +76,7 @@ def fd_stages(settings: BenchSettings, log=print) -> list[dict]:
     }
 
     def full_grad(params, state, batch, aux):
-        return jax.grad(fd.loss_fn, has_aux=True)(params, config, networks, state, batch, aux, True)
+        return jax.grad(fd.loss_fn, has_aux=True)(params, config, networks, state, batch, aux)
 
     def critic_grad(critic, target, batch, next_actions):
         loss = lambda p: common.critic_loss(networks, config, p, target, batch, next_actions)[0]

@@ -39,6 +39,7 @@ except ImportError:  # not on Windows
     resource = None
 
 SCHEMA_VERSION = 2
+NOT_MEASURED = "not measured: fidec bench --reference DIR times the official FD code against fidec's"
 RESULT_KEYS = (
     "schema",
     "mode",
@@ -115,6 +116,7 @@ def headline(result: dict) -> dict | None:
             meets_roofline_target=None if fraction is None else fraction >= TARGET_ROOFLINE,
         )
     h["reference"] = None
+    h["reference_status"] = "measured in this run" if reference else NOT_MEASURED
     if reference:
         fidec, _, official = reference["rows"]
         h["reference"] = {
