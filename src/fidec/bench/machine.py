@@ -2,7 +2,7 @@
 
 The throughput of a large square ``jnp.dot`` (n x n times n x n, 2 n^3 FLOP) measured in the same
 process is the roofline denominator: the fraction of it that an update achieves is the headline.
-The MLP's own shape ((B (M + 1)) x 512 times 512 x 512 for FD's rollout) is measured too, since
+The MLP's own shape ((B (M + 2)) x 512 times 512 x 512 for FD's rollout) is measured too, since
 XLA reaches a different fraction of peak on smaller products.
 """
 

@@ -2,7 +2,8 @@
 
 Stages (METHOD.md section 5, in the order :func:`fidec.agents.fd.update` runs them):
 
-- Euler rollout: B (M + 1) rows x K steps (M Fisher samples per state, sample 0 = a_hat, and a_hat');
+- Euler rollout: B (M + 2) rows x K steps (a_hat, M fresh Fisher samples per state, and a_hat'; B (M + 1)
+  with ``fisher.reuse_base_sample``, whose first sample is a_hat);
 - Fisher scores and metric: one flow pass on the B M noised samples, F_n per state;
 - next-state refinement a' = clip(a_hat' + delta(s', a_hat'));
 - loss and gradient (all networks, one ``jax.grad``), and its parts: critic fwd/bwd, BC-flow fwd/bwd,
@@ -49,6 +50,13 @@ def _stage(name: str, fn, args: tuple, settings: BenchSettings, in_update: bool 
         "compile_s": compile_s,
         "in_update": in_update,
     }
+
+
+def rollout_rows(config) -> str:
+    """'B(M+2)': the rows of FD's batched Euler rollout (a_hat, the Fisher samples, a_hat')."""
+    if config.fisher.source == "dataset":
+        return "2B"
+    return "B(M+1)" if config.fisher.reuse_base_sample else "B(M+2)"
 
 
 def fd_stages(settings: BenchSettings, log=print) -> list[dict]:
@@ -100,7 +108,12 @@ def fd_stages(settings: BenchSettings, log=print) -> list[dict]:
     optimiser = lambda state, grads, rng: common.apply_gradients(config, state, grads, rng)
     params = state.params
     stages = [
-        _stage("Euler rollout (B(M+1) rows x K steps)", rollout, (state, batch, keys[0]), settings),
+        _stage(
+            f"Euler rollout ({rollout_rows(config)} rows x K steps)",
+            rollout,
+            (state, batch, keys[0]),
+            settings,
+        ),
         _stage(
             "Fisher scores + metric (B M rows)",
             fisher,

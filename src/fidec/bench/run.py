@@ -72,7 +72,8 @@ def mlp_shapes(settings: BenchSettings) -> list[tuple[int, int, int]]:
     config = resolve_agent_config("fd", presets=[settings.profile_preset])
     width = config.network.actor_hidden[0]
     b, m = config.batch_size, config.fisher.num_samples
-    return [(b * (m + 1), width, width), (b, width, width)]
+    rows = b * (m + (1 if config.fisher.reuse_base_sample else 2))  # a_hat, the M samples, a_hat'
+    return [(rows, width, width), (b, width, width)]
 
 
 def headline(result: dict) -> dict | None:

@@ -26,7 +26,7 @@ from fidec.training.seeds import SeedMap, vmap_by_default
 
 
 def faster(vmapped_vs_sequential: dict) -> str:
-    """"vmapped" or "sequential" where every window agrees which is faster, else "neither (within noise)"."""
+    """ "vmapped" or "sequential" where every window agrees which is faster, else "neither (within noise)"."""
     if vmapped_vs_sequential["window_min"] > 1.0:
         return "vmapped"
     if vmapped_vs_sequential["window_max"] < 1.0:
