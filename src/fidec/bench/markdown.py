@@ -7,14 +7,17 @@ live in the template file, the code only computes the values and tables.
 from __future__ import annotations
 
 import string
+from collections.abc import Callable, Sequence
 from functools import cache
 from importlib import resources
+from typing import Any
 
 from fidec.bench.run import headline
 from fidec.bench.settings import SECTIONS
 from fidec.formatting import format_number, format_percent, markdown_table
 
 TEMPLATES = resources.files("fidec.bench") / "templates"
+Column = tuple[str, Callable[[dict], str]]
 BLOCK_MARK = "<!-- block: "
 
 
@@ -46,6 +49,21 @@ def fill(name: str, **values: object) -> str:
 def times(value: float | None) -> str:
     """A ratio as '1.31x' ('-' when missing)."""
     return "-" if value is None else f"{format_number(value)}x"
+
+
+def column(header: str, key: str, form: Callable[[Any], str] = format_number) -> Column:
+    """A table column: ``header`` over ``form(row[key])``."""
+    return header, lambda row: form(row[key])
+
+
+def columns_table(columns: Sequence[Column], rows: Sequence[dict], align: str | None = None) -> str:
+    """A Markdown table with one line per row, one cell per column."""
+    return markdown_table([h for h, _ in columns], [[cell(r) for _, cell in columns] for r in rows], align)
+
+
+def ratio_range(r: dict) -> str:
+    """'1.31x (1.1x to 1.5x)': a ratio of rates timed in turns with its range over the single windows."""
+    return f"{times(r['ratio'])} ({times(r['window_min'])} to {times(r['window_max'])})"
 
 
 def shape(s: dict) -> str:
@@ -116,39 +134,24 @@ def headline_block(result: dict) -> str:
     if not h or h.get("updates_per_s") is None:
         return fill("headline_missing")
     ref = h.get("reference")
-    official = lambda key: format_number(ref[key]) if ref else "not measured"
+    same_windows = "same windows" if "profile" in (h.get("source") or "") else "run's best"
     rows = [
-        ("updates/s", format_number(h["updates_per_s"]), official("official_updates_per_s")),
-        (
-            "ms per update",
-            format_number(h["ms_per_update"]),
-            format_number(1e3 / ref["official_updates_per_s"]) if ref else "-",
-        ),
-        ("spread of the timing windows ((max - min) / median)", format_percent(h.get("spread")), "-"),
-        (
-            "matmul GFLOP per update",
-            format_number(h["gflop_per_update"]),
-            official("official_gflop_per_update"),
-        ),
-        ("achieved GFLOP/s", format_number(h["gflop_per_s"]), "-"),
-        (
-            "fraction of large-matmul throughput ("
-            + ("same windows" if "profile" in (h.get("source") or "") else "run's best")
-            + ")",
-            format_percent(h["roofline_fraction"]),
-            "-",
-        ),
+        ("updates/s", format_number(h["updates_per_s"])),
+        ("ms per update", format_number(h["ms_per_update"])),
+        ("spread of the timing windows ((max - min) / median)", format_percent(h.get("spread"))),
+        ("matmul GFLOP per update", format_number(h["gflop_per_update"])),
+        ("achieved GFLOP/s", format_number(h["gflop_per_s"])),
+        (f"fraction of large-matmul throughput ({same_windows})", format_percent(h["roofline_fraction"])),
         (
             "fraction of the run's best large-matmul throughput",
             format_percent(h.get("roofline_fraction_vs_best_matmul")),
-            "-",
+        ),
+        (
+            "fidec / official code (timed in turns, `--preset official`)",
+            times(ref["speedup"]) if ref else "not measured",
         ),
     ]
-    parts = [
-        markdown_table(("FD update, paper settings", "fidec (this run)", "official code (this run)"), rows)
-    ]
-    if ref:
-        parts.append(fill("headline_reference"))
+    parts = [markdown_table(("FD update, paper settings", "fidec (this run)"), rows)]
     if "profile" in (h.get("source") or ""):
         parts.append(
             fill(
@@ -235,38 +238,23 @@ def matmul_block(result: dict) -> str:
     return fill("matmul", table=markdown_table(("product", "GFLOP/s"), rows))
 
 
+UPDATE_COLUMNS = (
+    column("agent", "agent", str),
+    column("networks", "networks", str),
+    column("updates/s", "updates_per_s"),
+    column("ms/update", "ms_per_update"),
+    column("compile s", "compile_s"),
+    column("GFLOP/update (jaxpr)", "gflop_per_update"),
+    column("GFLOP (XLA, scan body once)", "xla_gflop_per_update"),
+    column("GFLOP/s", "gflop_per_s"),
+    column("roofline", "roofline_fraction", format_percent),
+    column("spread", "spread", format_percent),
+)
+
+
 def updates_block(result: dict) -> str:
     rows = result.get("updates")
-    if not rows:
-        return ""
-    headers = (
-        "agent",
-        "networks",
-        "updates/s",
-        "ms/update",
-        "compile s",
-        "GFLOP/update (jaxpr)",
-        "GFLOP (XLA, scan body once)",
-        "GFLOP/s",
-        "roofline",
-        "spread",
-    )
-    body = [
-        (
-            r["agent"],
-            r["networks"],
-            format_number(r["updates_per_s"]),
-            format_number(r["ms_per_update"]),
-            format_number(r["compile_s"]),
-            format_number(r["gflop_per_update"]),
-            format_number(r["xla_gflop_per_update"]),
-            format_number(r["gflop_per_s"]),
-            format_percent(r["roofline_fraction"]),
-            format_percent(r["spread"]),
-        )
-        for r in rows
-    ]
-    return fill("updates", table=markdown_table(headers, body))
+    return fill("updates", table=columns_table(UPDATE_COLUMNS, rows)) if rows else ""
 
 
 def profile_block(result: dict) -> str:
@@ -309,19 +297,16 @@ def profile_block(result: dict) -> str:
             stages_ms=format_number(p["sum_of_stages_ms"]),
         )
     base = p["variants"][0]["ms_per_update"]
-    variants = [
-        (
-            v["label"],
-            format_number(v["ms_per_update"]),
-            format_number(v["updates_per_s"]),
-            format_number(v["gflop_per_update"]),
-            format_number(v["xla_gflop_per_update"]),
-            format_percent(v["roofline_fraction"]),
-            format_percent(v.get("roofline_fraction_same_windows")),
-            times(base / v["ms_per_update"]),
-        )
-        for v in p["variants"]
-    ]
+    variant_columns = (
+        column("variant", "label", str),
+        column("ms/update", "ms_per_update"),
+        column("updates/s", "updates_per_s"),
+        column("GFLOP (jaxpr)", "gflop_per_update"),
+        column("GFLOP (XLA)", "xla_gflop_per_update"),
+        column("roofline (run's best matmul)", "roofline_fraction", format_percent),
+        ("roofline (same windows)", lambda v: format_percent(v.get("roofline_fraction_same_windows"))),
+        ("speed vs shipped", lambda v: times(base / v["ms_per_update"])),
+    )
     same = p.get("matmul_same_windows")
     return fill(
         "profile",
@@ -329,20 +314,26 @@ def profile_block(result: dict) -> str:
         stages=markdown_table(("stage", "ms", "share of update", "GFLOP", "roofline"), rows),
         summary=summary,
         matmul=f"{same['shape'][0]}^3" if same else "large",
-        variants=markdown_table(
-            (
-                "variant",
-                "ms/update",
-                "updates/s",
-                "GFLOP (jaxpr)",
-                "GFLOP (XLA)",
-                "roofline (run's best matmul)",
-                "roofline (same windows)",
-                "speed vs shipped",
-            ),
-            variants,
-        ),
+        variants=columns_table(variant_columns, p["variants"]),
     )
+
+
+REFERENCE_COLUMNS = (
+    column("update", "label", str),
+    column("updates/s", "updates_per_s"),
+    column("ms/update", "ms_per_update"),
+    column("spread", "spread", format_percent),
+    column("GFLOP (jaxpr)", "gflop_per_update"),
+    column("GFLOP (XLA)", "xla_gflop_per_update"),
+    column("compile s", "compile_s"),
+    ("vs official (single windows)", lambda r: f"**{ratio_range(r['ratio'])}**" if r["ratio"] else "1"),
+)
+SETTING_COLUMNS = (
+    column("official key", "key", str),
+    column("official code", "reference", lambda v: setting_text(v)),
+    column("fidec", "fidec", lambda v: setting_text(v)),
+    column("same", "same", lambda same: "yes" if same else "**no**"),
+)
 
 
 def reference_block(result: dict) -> str:
@@ -351,25 +342,7 @@ def reference_block(result: dict) -> str:
         ran = "reference" in ((result.get("settings") or {}).get("sections") or [])
         return "" if ran else fill("reference_missing")
     ratios = (r["speedup"], r["speedup_reuse_base_sample"], None)
-    rows = [
-        (
-            row["label"],
-            format_number(row["updates_per_s"]),
-            format_number(row["ms_per_update"]),
-            format_percent(row["spread"]),
-            format_number(row["gflop_per_update"]),
-            format_number(row["xla_gflop_per_update"]),
-            format_number(row["compile_s"]),
-            "1 (the reference)"
-            if ratio is None
-            else f"**{times(ratio['ratio'])}** ({times(ratio['window_min'])} to {times(ratio['window_max'])})",
-        )
-        for row, ratio in zip(r["rows"], ratios, strict=True)
-    ]
-    settings = [
-        (s["key"], _value(s["reference"]), _value(s["fidec"]), "yes" if s["same"] else "**no**")
-        for s in r["settings_compared"]
-    ]
+    rows = [{**row, "ratio": ratio} for row, ratio in zip(r["rows"], ratios, strict=True)]
     sizes = r["sizes"]
     hidden = sizes["actor_hidden_dims"]
     return fill(
@@ -381,26 +354,15 @@ def reference_block(result: dict) -> str:
         f"K = {sizes['flow_steps']}, obs {sizes['obs_dim']}, act {sizes['action_dim']}",
         presets=" + ".join(f"`{p}`" for p in r["fidec_presets"]),
         windows=r["windows"],
-        table=markdown_table(
-            (
-                "update",
-                "updates/s",
-                "ms/update",
-                "spread",
-                "GFLOP (jaxpr)",
-                "GFLOP (XLA)",
-                "compile s",
-                "vs official (single windows)",
-            ),
-            rows,
-        ),
+        table=columns_table(REFERENCE_COLUMNS, rows),
         same=sum(s["same"] for s in r["settings_compared"]),
         compared=len(r["settings_compared"]),
-        settings=markdown_table(("official key", "official code", "fidec", "same"), settings, align="llll"),
+        settings=columns_table(SETTING_COLUMNS, r["settings_compared"], align="llll"),
     )
 
 
-def _value(value: object) -> str:
+def setting_text(value: object) -> str:
+    """A setting as the page shows it: hidden sizes as '4 x 512', the rest with ``str``."""
     if isinstance(value, list | tuple):
         return " x ".join(map(str, value)) if len(set(value)) > 1 else f"{len(value)} x {value[0]}"
     return str(value)
@@ -454,71 +416,55 @@ def fisher_block(result: dict) -> str:
     )
 
 
+FUSED_COLUMNS = (
+    column("networks", "networks", str),
+    column("K updates per call", "updates_per_call"),
+    column("updates/s", "updates_per_s"),
+    column("ms/update", "ms_per_update"),
+    column("vs K = 1", "speedup_vs_first", times),
+    column("compile s", "compile_s"),
+)
+
+
 def fused_block(result: dict) -> str:
     rows = result.get("fused")
-    if not rows:
-        return ""
-    body = [
-        (
-            r["networks"],
-            r["updates_per_call"],
-            format_number(r["updates_per_s"]),
-            format_number(r["ms_per_update"]),
-            times(r["speedup_vs_first"]),
-            format_number(r["compile_s"]),
-        )
-        for r in rows
-    ]
-    headers = ("networks", "K updates per call", "updates/s", "ms/update", "vs K = 1", "compile s")
-    return fill("fused", table=markdown_table(headers, body))
+    return fill("fused", table=columns_table(FUSED_COLUMNS, rows)) if rows else ""
+
+
+SEED_COLUMNS = (
+    column("networks", "networks", str),
+    column("seeds", "seeds"),
+    column("vmapped", "vmapped_updates_per_s"),
+    column("sequential", "sequential_updates_per_s"),
+    column("separate runs", "separate_runs_updates_per_s"),
+    column("vmapped / sequential", "vmapped_vs_sequential", ratio_range),
+    column("faster", "faster", str),
+    column("rule / separate runs", "rule_vs_separate_runs", ratio_range),
+)
 
 
 def seeds_block(result: dict) -> str:
     rows = result.get("seeds")
     if not rows:
         return ""
-    window_range = lambda r: f"{times(r['ratio'])} ({times(r['window_min'])} to {times(r['window_max'])})"
-    body = [
-        (
-            r["networks"],
-            r["seeds"],
-            format_number(r["vmapped_updates_per_s"]),
-            format_number(r["sequential_updates_per_s"]),
-            format_number(r["separate_runs_updates_per_s"]),
-            window_range(r["vmapped_vs_sequential"]),
-            r["faster"],
-            window_range(r["rule_vs_separate_runs"]),
-        )
-        for r in rows
-    ]
-    headers = (
-        "networks",
-        "seeds",
-        "vmapped",
-        "sequential",
-        "separate runs",
-        "vmapped / sequential",
-        "faster",
-        "rule / separate runs",
-    )
     three = [r for r in rows if r["seeds"] == 3]
     verdict = ""
     if three:
-        r = three[0]
+        rule = three[0]["rule_vs_separate_runs"]
         verdict = fill(
             "seeds_verdict",
-            seeds=r["seeds"],
-            ratio=times(r["rule_vs_separate_runs"]["ratio"]),
-            window_min=times(r["rule_vs_separate_runs"]["window_min"]),
-            window_max=times(r["rule_vs_separate_runs"]["window_max"]),
-            vmapped=times(r["vmapped_vs_sequential"]["ratio"]),
+            seeds=3,
+            ratio=times(rule["ratio"]),
+            window_min=times(rule["window_min"]),
+            window_max=times(rule["window_max"]),
+            vmapped=times(three[0]["vmapped_vs_sequential"]["ratio"]),
         )
     return fill(
         "seeds",
         block=rows[0]["updates_per_call"],
         backend=result["machine"]["backend"],
         rule=rows[0]["rule"],
-        table=markdown_table(headers, body),
+        table=columns_table(SEED_COLUMNS, rows),
         verdict=verdict,
     ).rstrip()
 
@@ -529,26 +475,15 @@ def sampling_block(result: dict) -> str:
         return ""
     batches = result["settings"]["sampling_batches"]
     small, large = min(batches), max(batches)
-    body = [
-        (
-            r["agent"],
-            r["mode"],
-            r["networks"],
-            format_number(r[f"batch{small}_ms"]),
-            format_number(r[f"batch{large}_ms"]),
-            format_number(r[f"batch{large}_actions_per_s"]),
-        )
-        for r in rows
-    ]
-    headers = (
-        "agent",
-        "mode",
-        "networks",
-        f"latency, batch {small} (ms)",
-        f"batch {large} (ms)",
-        f"actions/s at batch {large}",
+    columns = (
+        column("agent", "agent", str),
+        column("mode", "mode", str),
+        column("networks", "networks", str),
+        column(f"latency, batch {small} (ms)", f"batch{small}_ms"),
+        column(f"batch {large} (ms)", f"batch{large}_ms"),
+        column(f"actions/s at batch {large}", f"batch{large}_actions_per_s"),
     )
-    return fill("sampling", table=markdown_table(headers, body))
+    return fill("sampling", table=columns_table(columns, rows))
 
 
 def env_block(result: dict) -> str:
@@ -569,54 +504,44 @@ def env_block(result: dict) -> str:
     return fill("env", table=markdown_table(("", ""), rows, align="ll"))
 
 
+MEMORY_COLUMNS = (
+    column("agent", "agent", str),
+    column("preset", "preset", str),
+    column("after importing JAX", "rss_after_jax_import_mb"),
+    (
+        "after the dataset",
+        lambda r: f"{format_number(r['rss_after_dataset_mb'])} ({format_number(r['dataset_mb'])} dataset)",
+    ),
+    column("parameters", "params_mb"),
+    column("peak", "peak_rss_mb", lambda v: f"**{format_number(v)}**"),
+    column("updates", "updates"),
+)
+
+
 def memory_block(result: dict) -> str:
     rows = result.get("memory")
-    if not rows:
-        return ""
-    body = [
-        (
-            r["agent"],
-            r["preset"],
-            format_number(r["rss_after_jax_import_mb"]),
-            f"{format_number(r['rss_after_dataset_mb'])} ({format_number(r['dataset_mb'])} dataset)",
-            format_number(r["params_mb"]),
-            f"**{format_number(r['peak_rss_mb'])}**",
-            r["updates"],
-        )
-        for r in rows
-    ]
-    headers = ("agent", "preset", "after importing JAX", "after the dataset", "parameters", "peak", "updates")
-    return fill("memory", table=markdown_table(headers, body))
+    return fill("memory", table=columns_table(MEMORY_COLUMNS, rows)) if rows else ""
+
+
+SCALING_COLUMNS = (
+    column("varied", "vary", str),
+    column("value", "value"),
+    column("networks", "networks", str),
+    column("action dim", "action_dim"),
+    column("ms/update", "ms_per_update"),
+    column("GFLOP/update", "gflop_per_update"),
+    column("GFLOP/s", "gflop_per_s"),
+    column("roofline", "roofline_fraction", format_percent),
+)
 
 
 def scaling_block(result: dict) -> str:
     rows = result.get("scaling")
     if not rows:
         return ""
-    body = [
-        (
-            r["vary"],
-            r["value"],
-            r["networks"],
-            r["action_dim"],
-            format_number(r["ms_per_update"]),
-            format_number(r["gflop_per_update"]),
-            format_number(r["gflop_per_s"]),
-            format_percent(r["roofline_fraction"]),
-        )
-        for r in rows
-    ]
-    headers = (
-        "varied",
-        "value",
-        "networks",
-        "action dim",
-        "ms/update",
-        "GFLOP/update",
-        "GFLOP/s",
-        "roofline",
+    return fill(
+        "scaling", preset=result["settings"]["scaling_preset"], table=columns_table(SCALING_COLUMNS, rows)
     )
-    return fill("scaling", preset=result["settings"]["scaling_preset"], table=markdown_table(headers, body))
 
 
 def errors_block(result: dict) -> str:

@@ -13,7 +13,8 @@ M = 4 Fisher samples, K = 10 Euler steps; obs 28, act 5).  fidec runs its ``offi
 official agent's score, t, damping, M fresh samples and gradient clip); it is also timed with
 ``fisher.reuse_base_sample=true``.  All are compiled ahead of time, timed in turns, window by window
 (:func:`~fidec.bench.timing.interleaved_rates`), so a change of the machine's load reaches each alike; the
-result is the ratio of their medians, with the ratios of the single windows beside it.
+result is the median of the ratios of windows measured together (:func:`~fidec.bench.timing.window_ratios`),
+with their range.
 """
 
 from __future__ import annotations

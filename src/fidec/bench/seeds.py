@@ -59,7 +59,7 @@ def seed_rows(preset: str, settings: BenchSettings, log=print) -> list[dict]:
         vmapped = Programs(agent, SeedMap(vmapped=True)).offline_block(k, data)
         v_run, v_first_s = runner_and_first_call(vmapped, seeds_state(SeedMap(True), count))
         s_run, _ = runner_and_first_call(sequential, seeds_state(SeedMap(False), count))
-        rates = interleaved_rates([v_run, s_run, single], settings.windows, settings.window_seconds)
+        rates = interleaved_rates([v_run, s_run, single], settings.seed_windows, settings.seed_window_seconds)
         # Seed-updates per window: K updates per call for each of the seeds the runner carries.
         per_window = [
             [r * k * n for r in rate["windows"]] for rate, n in zip(rates, (count, count, 1), strict=True)

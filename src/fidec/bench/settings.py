@@ -56,7 +56,8 @@ class BenchSettings:
         reference_dir: checkout of the official FD code to time against (None: not measured).
         reference_windows / reference_window_seconds: timing windows of the reference comparison.
         fused_blocks: K, updates fused into one compiled call; fused_presets: where that is measured.
-        seed_counts: seeds run together; seed_presets: where that is measured; seed_block: updates per call.
+        seed_counts: seeds run together; seed_presets: where that is measured; seed_block: updates per call;
+            seed_windows / seed_window_seconds: its timing windows (three modes compared: more than elsewhere).
         sampling_batches: batch sizes of action selection (latency at 1, throughput at the larger).
         sampling_presets: presets of the action-selection table.
         env_name, env_episodes, env_num_envs, env_preset: evaluation-throughput setting.
@@ -80,13 +81,15 @@ class BenchSettings:
     matmul_sizes: tuple[int, ...] = (2048,)
     profile_preset: str = PAPER_PRESET
     reference_dir: str | None = None
-    reference_windows: int = 9
+    reference_windows: int = 15
     reference_window_seconds: float = 1.0
     fused_blocks: tuple[int, ...] = (1, 10, 100)
     fused_presets: tuple[str, ...] = (SMALL_PRESET,)
     seed_counts: tuple[int, ...] = (1, 2, 3, 4)
     seed_presets: tuple[str, ...] = (SMALL_PRESET,)
     seed_block: int = 10
+    seed_windows: int = 8
+    seed_window_seconds: float = 1.0
     sampling_batches: tuple[int, ...] = (1, 1000)
     sampling_presets: tuple[str, ...] = (SMALL_PRESET,)
     env_name: str = "cube-single-play-singletask-task1-v0"
@@ -134,7 +137,9 @@ _FULL = dict(
     windows=7,
     window_seconds=1.5,
     matmul_sizes=(2048, 4096),
-    reference_windows=15,
+    reference_windows=21,
+    seed_windows=12,
+    seed_window_seconds=1.5,
     fused_presets=(SMALL_PRESET, PAPER_PRESET),
     seed_counts=(1, 2, 3, 4, 8),
     seed_presets=(SMALL_PRESET, PAPER_PRESET),
@@ -174,6 +179,8 @@ _SMALLEST = dict(
     fused_presets=(TINY_PRESET,),
     seed_presets=(TINY_PRESET,),
     seed_block=2,
+    seed_windows=2,
+    seed_window_seconds=0.02,
     sampling_batches=(1, 16),
     sampling_presets=(TINY_PRESET,),
     env_episodes=1,

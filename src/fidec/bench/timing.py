@@ -101,13 +101,16 @@ def spread(rates: list[float]) -> float:
 
 
 def window_ratios(numerator: list[float], denominator: list[float]) -> dict:
-    """Two rates timed in turns (:func:`interleaved_rates`): the ratio of their medians, and the median,
-    min and max of the ratios of the single windows (window w of one over window w of the other)."""
+    """Two rates timed in turns (:func:`interleaved_rates`), compared window by window.
+
+    ``ratio`` is the median of the per-window ratios (window w of one over window w of the other: the two
+    were measured moments apart, so a slow change of load cancels in each pair), with their min and max;
+    ``ratio_of_medians`` compares the two rates' medians, which mixes windows from different moments."""
     per_window = [a / b for a, b in zip(numerator, denominator, strict=True)]
     return {
-        "ratio": statistics.median(numerator) / statistics.median(denominator),
-        "window_median": statistics.median(per_window),
+        "ratio": statistics.median(per_window),
         "window_min": min(per_window),
         "window_max": max(per_window),
+        "ratio_of_medians": statistics.median(numerator) / statistics.median(denominator),
         "windows": per_window,
     }
