@@ -28,9 +28,9 @@ from fidec.bench import (
     render_markdown,
     run_benchmarks,
     settings_for,
-    update_speed,
     write_result,
 )
+from fidec.bench import run as bench_run
 from fidec.bench.commands import bench_command
 from fidec.bench.flops import matmul_flops
 from fidec.bench.profile import fd_stages
@@ -410,7 +410,7 @@ def test_ctrl_c_keeps_the_sections_measured_so_far(tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(update_speed, "updates_section", interrupted)
+    monkeypatch.setattr(bench_run, "updates_section", interrupted)
     out = tmp_path / "result.json"
     args = _tiny_matmul_args(tmp_path, out)
     args[2:3] = ["matmul", "--only", "updates", "--only", "scaling"]

@@ -166,7 +166,7 @@ def test_a_run_with_the_reference_reports_the_measured_ratio_and_without_says_no
     assert result["headline"]["reference"]["speedup"] == result["reference"]["speedup"]["ratio"]
     page = render_markdown([{**result, "mode": "quick"}])
     assert "#### FD's update against the official code (same shapes, same settings, timed in turns)" in page
-    assert f"**{result['reference']['speedup']['ratio']:.3g}x**" in page
+    assert f"**{result['reference']['speedup']['ratio']:.3g}x (" in page  # the ratio, then its window range
     assert "| discount | 0.9 | 0.99 | **no** |" in page
 
     bare = {**result, "reference": None, "headline": None, "settings": {**result["settings"], "sections": []}}

@@ -16,20 +16,18 @@ from pathlib import Path
 
 import jax
 
-from fidec.bench import (
-    env_speed,
-    fisher_estimators,
-    fused,
-    machine,
-    memory,
-    profile,
-    reference,
-    sampling,
-    scaling,
-    seeds,
-    update_speed,
-)
+from fidec.bench.env_speed import env_section
+from fidec.bench.fisher_estimators import fisher_section
+from fidec.bench.fused import fused_rows
+from fidec.bench.machine import describe_machine, load_average, matmul_section, matmul_throughput
+from fidec.bench.memory import memory_section
+from fidec.bench.profile import profile_section
+from fidec.bench.reference import ReferenceCode, reference_section
+from fidec.bench.sampling import sampling_rows
+from fidec.bench.scaling import scaling_rows
+from fidec.bench.seeds import seed_rows
 from fidec.bench.settings import PAPER_PRESET, SECTIONS, TARGET_ROOFLINE, TARGET_SPEEDUP, BenchSettings
+from fidec.bench.update_speed import updates_section
 from fidec.files import write_json_atomic
 from fidec.presets import resolve_agent_config
 
@@ -135,27 +133,23 @@ def headline(result: dict) -> dict | None:
 
 
 def _sections(
-    settings: BenchSettings, result: dict, log: Callable, code: reference.ReferenceCode | None
+    settings: BenchSettings, result: dict, log: Callable, code: ReferenceCode | None
 ) -> dict[str, Callable[[], object]]:
     roofline = lambda: (result.get("matmul") or {}).get("roofline_gflop_per_s")
     return {
-        "matmul": lambda: machine.matmul_section(
+        "matmul": lambda: matmul_section(
             settings.matmul_sizes, mlp_shapes(settings), settings.windows, settings.window_seconds
         ),
-        "updates": lambda: update_speed.updates_section(settings, roofline(), log),
-        "profile": lambda: profile.profile_section(settings, roofline(), log, best_square_size(result)),
-        "reference": lambda: reference.reference_section(settings, log, code),
-        "fisher": lambda: fisher_estimators.fisher_section(
-            settings, (result.get("profile") or {}).get("variants"), log
-        ),
-        "fused": lambda: [r for p in settings.fused_presets for r in fused.fused_rows(p, settings, log)],
-        "seeds": lambda: [r for p in settings.seed_presets for r in seeds.seed_rows(p, settings, log)],
-        "sampling": lambda: [
-            r for p in settings.sampling_presets for r in sampling.sampling_rows(p, settings, log)
-        ],
-        "env": lambda: env_speed.env_section(settings, log),
-        "memory": lambda: memory.memory_section(settings, log),
-        "scaling": lambda: scaling.scaling_rows(settings, roofline(), log, result.get("updates")),
+        "updates": lambda: updates_section(settings, roofline(), log),
+        "profile": lambda: profile_section(settings, roofline(), log, best_square_size(result)),
+        "reference": lambda: reference_section(settings, log, code),
+        "fisher": lambda: fisher_section(settings, (result.get("profile") or {}).get("variants"), log),
+        "fused": lambda: [r for p in settings.fused_presets for r in fused_rows(p, settings, log)],
+        "seeds": lambda: [r for p in settings.seed_presets for r in seed_rows(p, settings, log)],
+        "sampling": lambda: [r for p in settings.sampling_presets for r in sampling_rows(p, settings, log)],
+        "env": lambda: env_section(settings, log),
+        "memory": lambda: memory_section(settings, log),
+        "scaling": lambda: scaling_rows(settings, roofline(), log, result.get("updates")),
     }
 
 
@@ -166,8 +160,8 @@ def new_result(settings: BenchSettings) -> dict:
         schema=SCHEMA_VERSION,
         mode=settings.mode,
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        machine=machine.describe_machine(),
-        load_average={"start": machine.load_average(), "end": None},
+        machine=describe_machine(),
+        load_average={"start": load_average(), "end": None},
         settings=settings.to_dict(),
         errors={},
         skipped={},
@@ -181,7 +175,7 @@ def new_result(settings: BenchSettings) -> dict:
 def run_benchmarks(
     settings: BenchSettings,
     log: Callable[[str], None] = print,
-    code: reference.ReferenceCode | None = None,
+    code: ReferenceCode | None = None,
 ) -> dict:
     """Run every section of ``settings`` (in order) and return the result dictionary (keys: ``RESULT_KEYS``).
 
@@ -221,12 +215,12 @@ def run_benchmarks(
     if result.get("matmul") and result["interrupted"] is None and not result["skipped"]:
         n = best_square_size(result) or max(settings.matmul_sizes)
         try:
-            again = machine.matmul_throughput(n, n, n, settings.windows, settings.window_seconds)
+            again = matmul_throughput(n, n, n, settings.windows, settings.window_seconds)
             result["matmul"]["square_at_end"] = again
         except KeyboardInterrupt:
             result["interrupted"] = "matmul at the end"
     finalise(result)
-    result["load_average"]["end"] = machine.load_average()
+    result["load_average"]["end"] = load_average()
     result["seconds"]["total"] = time.perf_counter() - started
     result["cpu_seconds"]["total"] = _cpu_now() - cpu_started
     log(f"load average at end: {result['load_average']['end']}; total {result['seconds']['total']:.0f} s")
