@@ -34,6 +34,13 @@ def format_fixed(value: float | None, decimals: int = 1) -> str:
     return f"{value:.{decimals}f}"
 
 
+def format_percent(value: float | None, decimals: int = 0) -> str:
+    """A fraction as a percentage: 0.853 -> '85%' ('-' for None or NaN)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{100 * value:.{decimals}f}%"
+
+
 def format_mean_std(
     mean: float | None, std: float | None, decimals: int | None = None, sep: str = "±"
 ) -> str:

@@ -1,15 +1,18 @@
-"""fidec's benchmark suite: how fast it trains and acts, how close to the hardware's limit, how cost grows.
+"""fidec's benchmark suite: how fast it trains and acts, how close to the hardware's limit, how cost grows,
+and how its FD update compares with the official code's.
 
-    fidec bench --quick            # under 5 minutes on 2 idle CPU cores; python -m fidec.bench works too
-    fidec bench                    # the full set
+    fidec bench --quick                  # under 5 minutes on 2 idle CPU cores; python -m fidec.bench works too
+    fidec bench --quick --reference DIR  # also time the official FD code (a checkout you obtained) in turns
+    fidec bench --preset gpu             # the GPU plan (benchmarks/gpu.sh)
+    fidec bench                          # the full set
 
 Sections (one module each): dense matmul throughput (:mod:`~fidec.bench.machine`), gradient updates
-(:mod:`~fidec.bench.update_speed`), FD's time breakdown (:mod:`~fidec.bench.profile`), the cheaper
-Fisher estimator (:mod:`~fidec.bench.fisher_estimators`), fused blocks and vmapped seeds
-(:mod:`~fidec.bench.fused`), action selection (:mod:`~fidec.bench.sampling`), evaluation throughput
-(:mod:`~fidec.bench.env_speed`), peak memory (:mod:`~fidec.bench.memory`) and cost growth
-(:mod:`~fidec.bench.scaling`).  :func:`run_benchmarks` runs them into one JSON-able dict and
-:func:`render_markdown` turns results into docs/benchmarks.md.
+(:mod:`~fidec.bench.update_speed`), FD's time breakdown (:mod:`~fidec.bench.profile`), the official code
+(:mod:`~fidec.bench.reference`), the cheaper Fisher estimator (:mod:`~fidec.bench.fisher_estimators`),
+fused blocks (:mod:`~fidec.bench.fused`), seeds vmapped or sequential (:mod:`~fidec.bench.seeds`), action
+selection (:mod:`~fidec.bench.sampling`), evaluation throughput (:mod:`~fidec.bench.env_speed`), peak
+memory (:mod:`~fidec.bench.memory`) and cost growth (:mod:`~fidec.bench.scaling`).  :func:`run_benchmarks`
+runs them into one JSON-able dict and :func:`render_markdown` turns results into docs/benchmarks.md.
 """
 
 from fidec.bench.render import render_docs, render_markdown

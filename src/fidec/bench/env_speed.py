@@ -14,6 +14,7 @@ import numpy as np
 
 from fidec.bench.settings import BenchSettings
 from fidec.bench.workloads import build, network_summary
+from fidec.envs import evaluate, make_env, make_eval_envs
 
 
 class JittedPolicy:
@@ -31,8 +32,6 @@ class JittedPolicy:
 
 def env_section(settings: BenchSettings, log=print) -> dict:
     """Env steps/s of FD (one-step mode) and of random actions on ``settings.env_name``."""
-    from fidec.envs import evaluate, make_env, make_eval_envs
-
     probe = make_env(settings.env_name, seed=0)
     obs_dim = int(np.prod(probe.observation_space.shape))
     action_dim = int(np.prod(probe.action_space.shape))

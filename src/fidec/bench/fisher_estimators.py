@@ -2,7 +2,7 @@
 
 ``fisher.source = "flow"`` (the paper's, default): M Euler rollouts of the behaviour flow per state,
 each noised to t_eps.  ``fisher.source = "dataset"`` (opt-in): the dataset action of each state with
-M noise draws: no rollouts for the metric, so the update's rollout shrinks from B (M + 1) to 2 B rows.
+M noise draws: no rollouts for the metric, so the update's rollout shrinks from B (M + 2) to 2 B rows.
 
 Accuracy is measured where the answer is known: a state-conditional Gaussian behaviour
 pi_b(.|s) = N(mu_s, S_s) (anisotropic, condition number ``ANISOTROPY``, random orientation per state)

@@ -2,7 +2,7 @@
 
 The throughput of a large square ``jnp.dot`` (n x n times n x n, 2 n^3 FLOP) measured in the same
 process is the roofline denominator: the fraction of it that an update achieves is the headline.
-The MLP's own shape ((B (M + 1)) x 512 times 512 x 512 for FD's rollout) is measured too, since
+The MLP's own shape ((B (M + 2)) x 512 times 512 x 512 for FD's rollout) is measured too, since
 XLA reaches a different fraction of peak on smaller products.
 """
 
@@ -15,6 +15,7 @@ from importlib import metadata
 
 import jax
 import jax.numpy as jnp
+import psutil
 
 from fidec.bench.timing import compile_timed, measure_rate
 
@@ -84,13 +85,8 @@ def _version(package: str) -> str | None:
         return None
 
 
-def total_memory_gb() -> float | None:
-    try:
-        import psutil
-
-        return round(psutil.virtual_memory().total / 2**30, 1)
-    except ImportError:
-        return None
+def total_memory_gb() -> float:
+    return round(psutil.virtual_memory().total / 2**30, 1)
 
 
 def describe_machine() -> dict:

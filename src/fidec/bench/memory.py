@@ -1,8 +1,9 @@
 """Peak resident memory of a training process, measured in a fresh subprocess.
 
-The child imports JAX, puts a synthetic dataset of ``rows`` transitions on the device, builds the
-agent and runs fused training blocks (:func:`fidec.training.blocks.offline_block`), reading its peak
-RSS (``getrusage``) after each phase, so the table separates the runtime, the dataset and training.
+The child (this module run with ``python -m``: JAX and fidec imported first) puts a synthetic dataset of
+``rows`` transitions on the device, builds the agent and runs fused training blocks
+(:func:`fidec.training.blocks.offline_block`), reading its peak RSS after each phase, so the table
+separates the runtime, the dataset and training.
 
     python -m fidec.bench.memory '{"agent": "fd", "preset": "paper-networks", "updates": 20, ...}'
 """
@@ -13,7 +14,16 @@ import json
 import subprocess
 import sys
 
+import jax
+
 from fidec.bench.settings import BenchSettings
+from fidec.bench.workloads import build, synthetic_transitions
+from fidec.training.blocks import TrainState, metric_names, offline_block
+
+try:
+    import resource
+except ImportError:  # not on Windows
+    resource = None
 
 
 def peak_rss_mb() -> float:
@@ -30,8 +40,8 @@ def peak_rss_mb() -> float:
                     return int(line.split()[1]) / 2**10  # kB
     except OSError:
         pass
-    import resource
-
+    if resource is None:
+        return float("nan")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
 
@@ -40,14 +50,8 @@ def train_and_measure(
     agent: str, preset: str, updates: int, rows: int, obs_dim: int, action_dim: int
 ) -> dict:
     """Run ``updates`` FD-style training updates in this process; peak RSS after each phase."""
-    import jax
-
     jax.numpy.zeros(()).block_until_ready()
     after_import = peak_rss_mb()
-
-    from fidec.bench.workloads import build, synthetic_transitions
-    from fidec.training.blocks import TrainState, metric_names, offline_block
-
     data = jax.block_until_ready(synthetic_transitions(jax.random.PRNGKey(0), rows, obs_dim, action_dim))
     dataset_mb = sum(v.nbytes for v in data.values()) / 2**20
     after_data = peak_rss_mb()

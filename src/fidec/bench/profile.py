@@ -2,7 +2,8 @@
 
 Stages (METHOD.md section 5, in the order :func:`fidec.agents.fd.update` runs them):
 
-- Euler rollout: B (M + 1) rows x K steps (M Fisher samples per state, sample 0 = a_hat, and a_hat');
+- Euler rollout: B (M + 2) rows x K steps (a_hat, M fresh Fisher samples per state, and a_hat'; B (M + 1)
+  with ``fisher.reuse_base_sample``, whose first sample is a_hat);
 - Fisher scores and metric: one flow pass on the B M noised samples, F_n per state;
 - next-state refinement a' = clip(a_hat' + delta(s', a_hat'));
 - loss and gradient (all networks, one ``jax.grad``), and its parts: critic fwd/bwd, BC-flow fwd/bwd,
@@ -51,6 +52,13 @@ def _stage(name: str, fn, args: tuple, settings: BenchSettings, in_update: bool 
     }
 
 
+def rollout_rows(config) -> str:
+    """'B(M+2)': the rows of FD's batched Euler rollout (a_hat, the Fisher samples, a_hat')."""
+    if config.fisher.source == "dataset":
+        return "2B"
+    return "B(M+1)" if config.fisher.reuse_base_sample else "B(M+2)"
+
+
 def fd_stages(settings: BenchSettings, log=print) -> list[dict]:
     """Time of each stage of one FD update at ``settings.profile_preset``."""
     built = build("fd", settings.profile_preset, settings.obs_dim, settings.action_dim)
@@ -76,7 +84,7 @@ def fd_stages(settings: BenchSettings, log=print) -> list[dict]:
     }
 
     def full_grad(params, state, batch, aux):
-        return jax.grad(fd.loss_fn, has_aux=True)(params, config, networks, state, batch, aux, True)
+        return jax.grad(fd.loss_fn, has_aux=True)(params, config, networks, state, batch, aux)
 
     def critic_grad(critic, target, batch, next_actions):
         loss = lambda p: common.critic_loss(networks, config, p, target, batch, next_actions)[0]
@@ -100,7 +108,12 @@ def fd_stages(settings: BenchSettings, log=print) -> list[dict]:
     optimiser = lambda state, grads, rng: common.apply_gradients(config, state, grads, rng)
     params = state.params
     stages = [
-        _stage("Euler rollout (B(M+1) rows x K steps)", rollout, (state, batch, keys[0]), settings),
+        _stage(
+            f"Euler rollout ({rollout_rows(config)} rows x K steps)",
+            rollout,
+            (state, batch, keys[0]),
+            settings,
+        ),
         _stage(
             "Fisher scores + metric (B M rows)",
             fisher,

@@ -1,7 +1,7 @@
 """Run the benchmark sections in order, side by side in one process, and collect one JSON-able result.
 
 Every section is independent: one that fails records its error (shown in the rendered table) and the
-run goes on.  The square-matmul throughput is measured first, in turns with the profiled updates, and
+run goes on; Ctrl-C keeps what was measured.  The square-matmul throughput is measured first, in turns with the profiled updates, and
 again at the end (at the size that ran fastest first); the best of these is the roofline denominator,
 so a load change during the run cannot flatter the fractions.
 """
@@ -16,29 +16,28 @@ from pathlib import Path
 
 import jax
 
-from fidec.bench import (
-    env_speed,
-    fisher_estimators,
-    fused,
-    machine,
-    memory,
-    profile,
-    sampling,
-    scaling,
-    update_speed,
-)
-from fidec.bench.settings import (
-    PAPER_PRESET,
-    REFERENCE_FD,
-    SECTIONS,
-    TARGET_ROOFLINE,
-    TARGET_SPEEDUP,
-    BenchSettings,
-)
+from fidec.bench.env_speed import env_section
+from fidec.bench.fisher_estimators import fisher_section
+from fidec.bench.fused import fused_rows
+from fidec.bench.machine import describe_machine, load_average, matmul_section, matmul_throughput
+from fidec.bench.memory import memory_section
+from fidec.bench.profile import profile_section
+from fidec.bench.reference import ReferenceCode, reference_section
+from fidec.bench.sampling import sampling_rows
+from fidec.bench.scaling import scaling_rows
+from fidec.bench.seeds import seed_rows
+from fidec.bench.settings import PAPER_PRESET, SECTIONS, TARGET_ROOFLINE, TARGET_SPEEDUP, BenchSettings
+from fidec.bench.update_speed import updates_section
 from fidec.files import write_json_atomic
 from fidec.presets import resolve_agent_config
 
-SCHEMA_VERSION = 1
+try:
+    import resource
+except ImportError:  # not on Windows
+    resource = None
+
+SCHEMA_VERSION = 2
+NOT_MEASURED = "not measured: fidec bench --reference DIR times the official FD code against fidec's"
 RESULT_KEYS = (
     "schema",
     "mode",
@@ -46,11 +45,11 @@ RESULT_KEYS = (
     "machine",
     "load_average",
     "settings",
-    "reference_fd",
     "matmul",
     "headline",
     "updates",
     "profile",
+    "reference",
     "fisher",
     "fused",
     "seeds",
@@ -59,6 +58,8 @@ RESULT_KEYS = (
     "memory",
     "scaling",
     "errors",
+    "skipped",
+    "interrupted",
     "seconds",
     "cpu_seconds",
 )
@@ -69,15 +70,17 @@ def mlp_shapes(settings: BenchSettings) -> list[tuple[int, int, int]]:
     config = resolve_agent_config("fd", presets=[settings.profile_preset])
     width = config.network.actor_hidden[0]
     b, m = config.batch_size, config.fisher.num_samples
-    return [(b * (m + 1), width, width), (b, width, width)]
+    rows = b * (m + (1 if config.fisher.reuse_base_sample else 2))  # a_hat, the M samples, a_hat'
+    return [(rows, width, width), (b, width, width)]
 
 
 def headline(result: dict) -> dict | None:
-    """FD at the paper's settings against the reference anchor and the targets.
+    """FD at the paper's settings: its rate, work and roofline fraction, and against the official code.
 
-    Prefers the profile's row, timed in turns with the large matmul (its fraction of the matmul
-    throughput measured in the same windows is then the headline roofline fraction); else the
-    updates table's row against the run's best matmul throughput.
+    The rate and fraction come from the profile's row, timed in turns with the large matmul (its
+    fraction of the matmul throughput measured in the same windows is the headline fraction), else from
+    the updates table's row against the run's best matmul throughput.  The comparison with the official
+    code comes from the reference section (timed in turns with it in this run), or is ``None``: not measured.
     """
     profiled = [
         r
@@ -87,110 +90,137 @@ def headline(result: dict) -> dict | None:
     rows = profiled + [
         r for r in result.get("updates") or [] if r["agent"] == "fd" and r["preset"] == PAPER_PRESET
     ]
-    if not rows:
+    reference = result.get("reference")
+    if not rows and not reference:
         return None
-    fd = rows[0]
-    best = result["matmul"]["roofline_gflop_per_s"] if result.get("matmul") else None
-    same = (result["profile"].get("matmul_same_windows") or {}).get("gflop_per_s") if profiled else None
-    roofline = same or best
-    fraction = fd["gflop_per_s"] / roofline if roofline else None
-    reference = REFERENCE_FD["updates_per_s"]
-    # The reference's rate if it ran at its measured efficiency against *this run's* matmul throughput.
-    scaled_reference = (
-        REFERENCE_FD["roofline_fraction"] * roofline / REFERENCE_FD["gflop_per_update"] if roofline else None
-    )
-    return {
-        "source": "profile (timed in turns with the matmul)" if profiled else "updates table",
-        "updates_per_s": fd["updates_per_s"],
-        "ms_per_update": fd["ms_per_update"],
-        "spread": fd.get("spread"),
-        "gflop_per_update": fd["gflop_per_update"],
-        "xla_gflop_per_update": fd["xla_gflop_per_update"],
-        "gflop_per_s": fd["gflop_per_s"],
-        "roofline_gflop_per_s": roofline,
-        "roofline_fraction": fraction,
-        "best_matmul_gflop_per_s": best,
-        "roofline_fraction_vs_best_matmul": fd["gflop_per_s"] / best if best else None,
-        "reference_updates_per_s": reference,
-        "reference_gflop_per_update": REFERENCE_FD["gflop_per_update"],
-        "speedup_vs_reference": fd["updates_per_s"] / reference,
-        "reference_scaled_to_this_run_updates_per_s": scaled_reference,
-        "speedup_vs_scaled_reference": fd["updates_per_s"] / scaled_reference if scaled_reference else None,
-        "target_updates_per_s": TARGET_SPEEDUP * reference,
-        "target_roofline_fraction": TARGET_ROOFLINE,
-        "meets_speed_target": fd["updates_per_s"] >= TARGET_SPEEDUP * reference,
-        "meets_speed_target_vs_scaled_reference": (
-            fd["updates_per_s"] >= TARGET_SPEEDUP * scaled_reference if scaled_reference else None
-        ),
-        "meets_roofline_target": (fraction or 0.0) >= TARGET_ROOFLINE,
-    }
+    h: dict = {"source": None, "target_roofline_fraction": TARGET_ROOFLINE, "target_speedup": TARGET_SPEEDUP}
+    if rows:
+        fd = rows[0]
+        best = result["matmul"]["roofline_gflop_per_s"] if result.get("matmul") else None
+        same = (result["profile"].get("matmul_same_windows") or {}).get("gflop_per_s") if profiled else None
+        roofline = same or best
+        fraction = fd["gflop_per_s"] / roofline if roofline else None
+        h.update(
+            source="profile (timed in turns with the matmul)" if profiled else "updates table",
+            updates_per_s=fd["updates_per_s"],
+            ms_per_update=fd["ms_per_update"],
+            spread=fd.get("spread"),
+            gflop_per_update=fd["gflop_per_update"],
+            xla_gflop_per_update=fd["xla_gflop_per_update"],
+            gflop_per_s=fd["gflop_per_s"],
+            roofline_gflop_per_s=roofline,
+            roofline_fraction=fraction,
+            best_matmul_gflop_per_s=best,
+            roofline_fraction_vs_best_matmul=fd["gflop_per_s"] / best if best else None,
+            meets_roofline_target=None if fraction is None else fraction >= TARGET_ROOFLINE,
+        )
+    h["reference"] = None
+    h["reference_status"] = "measured in this run" if reference else NOT_MEASURED
+    if reference:
+        fidec, _, official = reference["rows"]
+        h["reference"] = {
+            "fidec_updates_per_s": fidec["updates_per_s"],
+            "official_updates_per_s": official["updates_per_s"],
+            "fidec_gflop_per_update": fidec["gflop_per_update"],
+            "official_gflop_per_update": official["gflop_per_update"],
+            "speedup": reference["speedup"]["ratio"],
+            "speedup_window_min": reference["speedup"]["window_min"],
+            "speedup_window_max": reference["speedup"]["window_max"],
+            "speedup_reuse_base_sample": reference["speedup_reuse_base_sample"]["ratio"],
+            "meets_speed_target": reference["meets_target"],
+        }
+    return h
 
 
-def _sections(settings: BenchSettings, result: dict, log: Callable) -> dict[str, Callable[[], object]]:
+def _sections(
+    settings: BenchSettings, result: dict, log: Callable, code: ReferenceCode | None
+) -> dict[str, Callable[[], object]]:
     roofline = lambda: (result.get("matmul") or {}).get("roofline_gflop_per_s")
     return {
-        "matmul": lambda: machine.matmul_section(
+        "matmul": lambda: matmul_section(
             settings.matmul_sizes, mlp_shapes(settings), settings.windows, settings.window_seconds
         ),
-        "updates": lambda: update_speed.updates_section(settings, roofline(), log),
-        "profile": lambda: profile.profile_section(settings, roofline(), log, best_square_size(result)),
-        "fisher": lambda: fisher_estimators.fisher_section(
-            settings, (result.get("profile") or {}).get("variants"), log
-        ),
-        "fused": lambda: [r for p in settings.fused_presets for r in fused.fused_rows(p, settings, log)],
-        "seeds": lambda: [r for p in settings.seed_presets for r in fused.seed_rows(p, settings, log)],
-        "sampling": lambda: [
-            r for p in settings.sampling_presets for r in sampling.sampling_rows(p, settings, log)
-        ],
-        "env": lambda: env_speed.env_section(settings, log),
-        "memory": lambda: memory.memory_section(settings, log),
-        "scaling": lambda: scaling.scaling_rows(settings, roofline(), log, result.get("updates")),
+        "updates": lambda: updates_section(settings, roofline(), log),
+        "profile": lambda: profile_section(settings, roofline(), log, best_square_size(result)),
+        "reference": lambda: reference_section(settings, log, code),
+        "fisher": lambda: fisher_section(settings, (result.get("profile") or {}).get("variants"), log),
+        "fused": lambda: [r for p in settings.fused_presets for r in fused_rows(p, settings, log)],
+        "seeds": lambda: [r for p in settings.seed_presets for r in seed_rows(p, settings, log)],
+        "sampling": lambda: [r for p in settings.sampling_presets for r in sampling_rows(p, settings, log)],
+        "env": lambda: env_section(settings, log),
+        "memory": lambda: memory_section(settings, log),
+        "scaling": lambda: scaling_rows(settings, roofline(), log, result.get("updates")),
     }
 
 
-ORDER = ("matmul", "updates", "profile", "fisher", "fused", "seeds", "sampling", "env", "memory", "scaling")
-
-
-def run_benchmarks(settings: BenchSettings, log: Callable[[str], None] = print) -> dict:
-    """Run every section of ``settings`` and return the result dictionary (keys: ``RESULT_KEYS``)."""
-    started, cpu_started = time.perf_counter(), _cpu_now()
+def new_result(settings: BenchSettings) -> dict:
+    """The result dictionary before any section ran (keys: ``RESULT_KEYS``)."""
     result: dict = {key: None for key in RESULT_KEYS}
     result.update(
         schema=SCHEMA_VERSION,
         mode=settings.mode,
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        machine=machine.describe_machine(),
-        load_average={"start": machine.load_average(), "end": None},
+        machine=describe_machine(),
+        load_average={"start": load_average(), "end": None},
         settings=settings.to_dict(),
-        reference_fd=dict(REFERENCE_FD),
         errors={},
+        skipped={},
+        interrupted=None,
         seconds={},
         cpu_seconds={},
     )
+    return result
+
+
+def run_benchmarks(
+    settings: BenchSettings,
+    log: Callable[[str], None] = print,
+    code: ReferenceCode | None = None,
+) -> dict:
+    """Run every section of ``settings`` (in order) and return the result dictionary (keys: ``RESULT_KEYS``).
+
+    A failing section records its error and the run goes on; once ``settings.time_budget_s`` is spent the
+    remaining sections are recorded as skipped; Ctrl-C stops the run and returns what was measured, with
+    ``interrupted`` naming the section it stopped in.  ``code``: the official agent, already loaded
+    (:func:`fidec.bench.reference.load_reference`) for the reference section.
+    """
+    started, cpu_started = time.perf_counter(), _cpu_now()
+    result = new_result(settings)
     m = result["machine"]
     log(
         f"fidec bench ({settings.mode}): {m['cpu_model']}, {m['usable_cores']} cores, jax {m['jax']} on {m['backend']}"
     )
     log(f"load average at start: {result['load_average']['start']}")
-    sections = _sections(settings, result, log)
-    for name in ORDER:
-        if name not in settings.sections:
+    sections = _sections(settings, result, log, code)
+    for name in settings.sections:
+        elapsed = time.perf_counter() - started
+        if settings.time_budget_s is not None and elapsed > settings.time_budget_s:
+            result["skipped"][name] = f"the time budget of {settings.time_budget_s:.0f} s was spent"
+            log(f"[{name}] skipped: {result['skipped'][name]}")
             continue
         log(f"[{name}]")
         start, cpu_start = time.perf_counter(), _cpu_now()
         try:
             result[name] = sections[name]()
+        except KeyboardInterrupt:
+            result["interrupted"] = name
+            log(f"  interrupted in [{name}]: keeping the sections measured so far")
+            break
         except Exception as exc:  # a failed section must not lose the others
             result["errors"][name] = f"{type(exc).__name__}: {exc}"
             log(f"  failed: {result['errors'][name]}\n{traceback.format_exc(limit=3)}")
-        result["seconds"][name] = time.perf_counter() - start
-        result["cpu_seconds"][name] = _cpu_now() - cpu_start
-    if result.get("matmul"):
+        finally:
+            result["seconds"][name] = time.perf_counter() - start
+            result["cpu_seconds"][name] = _cpu_now() - cpu_start
+    if result.get("matmul") and result["interrupted"] is None and not result["skipped"]:
         n = best_square_size(result) or max(settings.matmul_sizes)
-        again = machine.matmul_throughput(n, n, n, settings.windows, settings.window_seconds)
-        result["matmul"]["square_at_end"] = again
+        try:
+            again = matmul_throughput(n, n, n, settings.windows, settings.window_seconds)
+            result["matmul"]["square_at_end"] = again
+        except KeyboardInterrupt:
+            result["interrupted"] = "matmul at the end"
     finalise(result)
-    result["load_average"]["end"] = machine.load_average()
+    result["load_average"]["end"] = load_average()
     result["seconds"]["total"] = time.perf_counter() - started
     result["cpu_seconds"]["total"] = _cpu_now() - cpu_started
     log(f"load average at end: {result['load_average']['end']}; total {result['seconds']['total']:.0f} s")
@@ -199,13 +229,10 @@ def run_benchmarks(settings: BenchSettings, log: Callable[[str], None] = print) 
 
 def _cpu_now() -> float:
     """CPU seconds used so far by this process (all threads) and its finished children."""
-    try:
-        import resource
-
-        children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return time.process_time() + children.ru_utime + children.ru_stime
-    except ImportError:  # no resource module (Windows)
+    if resource is None:  # Windows
         return time.process_time()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def best_square_size(result: dict) -> int | None:
@@ -239,11 +266,18 @@ def _refresh_fractions(result: dict) -> None:
         row["roofline_fraction"] = row["gflop_per_s"] / roofline if roofline else None
 
 
+# File names of the modes' results where they differ from the mode ("gpu" on a GPU: gpu-paper-scale.json).
+RESULT_NAMES = {"gpu": "paper-scale"}
+
+
 def default_result_path(results_dir: str | Path, mode: str, sections: tuple[str, ...] | None = None) -> Path:
-    """``<results_dir>/<backend>-<mode>.json`` (e.g. benchmarks/results/cpu-quick.json); a run of only
-    some sections gets their names appended (cpu-full-matmul-profile.json) so it replaces no full run."""
-    suffix = "".join(f"-{s}" for s in sections) if sections and set(sections) != set(SECTIONS) else ""
-    return Path(results_dir) / f"{jax.default_backend()}-{mode}{suffix}.json"
+    """``<results_dir>/<backend>-<mode>.json`` (e.g. benchmarks/results/cpu-quick.json; the gpu mode's is
+    ``<backend>-paper-scale.json``); a run of only some sections gets their names appended
+    (cpu-full-matmul-profile.json) so it replaces no full run.  The reference section adds no suffix."""
+    every = set(SECTIONS) - {"reference"}
+    partial = sections is not None and set(sections) - {"reference"} != every
+    suffix = "".join(f"-{s}" for s in sections) if partial else ""
+    return Path(results_dir) / f"{jax.default_backend()}-{RESULT_NAMES.get(mode, mode)}{suffix}.json"
 
 
 def write_result(result: dict, path: str | Path) -> Path:

@@ -54,15 +54,18 @@ def interleaved_rates(
 ) -> list[dict]:
     """:func:`measure_rate` of several runners, measured in turns: window w of every runner before
     window w + 1 of any, so a change of machine load during the measurement reaches all of them alike
-    and their ratios stay fair.  One result per runner, in order."""
+    and their ratios stay fair.  The order within a round rotates by one each window, so no runner always
+    follows the same one (a runner can find the caches and thread pool as the previous one left them).
+    One result per runner, in order."""
     calls = [_calibrated_calls(run, window_seconds, max_calls) for run in runners]
     rates: list[list[float]] = [[] for _ in runners]
-    for _ in range(windows):
-        for i, run in enumerate(runners):
-            rates[i].append(_timed_window(run, calls[i]))
+    n = len(runners)
+    for w in range(windows):
+        for i in [(w + j) % n for j in range(n)]:
+            rates[i].append(_timed_window(runners[i], calls[i]))
     return [
-        {"per_s": statistics.median(r), "windows": r, "calls_per_window": n}
-        for r, n in zip(rates, calls, strict=True)
+        {"per_s": statistics.median(r), "windows": r, "calls_per_window": c}
+        for r, c in zip(rates, calls, strict=True)
     ]
 
 
@@ -95,3 +98,19 @@ def spread(rates: list[float]) -> float:
     """(max - min) / median of the window rates: the run-to-run noise of one measurement."""
     median = statistics.median(rates)
     return (max(rates) - min(rates)) / median if median > 0 else float("nan")
+
+
+def window_ratios(numerator: list[float], denominator: list[float]) -> dict:
+    """Two rates timed in turns (:func:`interleaved_rates`), compared window by window.
+
+    ``ratio`` is the median of the per-window ratios (window w of one over window w of the other: the two
+    were measured moments apart, so a slow change of load cancels in each pair), with their min and max;
+    ``ratio_of_medians`` compares the two rates' medians, which mixes windows from different moments."""
+    per_window = [a / b for a, b in zip(numerator, denominator, strict=True)]
+    return {
+        "ratio": statistics.median(per_window),
+        "window_min": min(per_window),
+        "window_max": max(per_window),
+        "ratio_of_medians": statistics.median(numerator) / statistics.median(denominator),
+        "windows": per_window,
+    }

@@ -22,8 +22,13 @@ import numpy as np
 
 def vmap_by_default(backend: str | None = None) -> bool:
     """fidec's choice of seed execution when a run does not say (``vmap_seeds=None``): sequential seeds on a
-    CPU, where a vmapped program is slower per seed than one seed at a time (``fidec bench``, section
-    "seeds", docs/benchmarks.md), vmapped seeds on accelerators, where one program fills the device."""
+    CPU, vmapped seeds on accelerators, where one program fills the device.
+
+    Measured by ``fidec bench`` (section "seeds", benchmarks/results/cpu-quick.json, docs/benchmarks.md):
+    on 2 loaded CPU cores, FD at 3 x 256 with the training loop's own blocks, vmapped seeds ran at 0.94-1.01x
+    the per-seed rate of sequential ones for 1-4 seeds (never faster outside the noise of the windows), and
+    sequential seeds at 0.91-1.05x separate single-seed runs: on a CPU vmapping buys nothing and costs a
+    compile per number of seeds."""
     return (backend or jax.default_backend()) != "cpu"
 
 
