@@ -74,17 +74,17 @@ def fd_stages(settings: BenchSettings, log=print) -> list[dict]:
     metric = jax.jit(fisher)(state.params["flow"], batch["observations"], samples, keys[1])
     refine_next = lambda residual, obs, base: fd.refine(networks, residual, obs, base)[0]
     next_actions = jax.jit(refine_next)(state.params["residual"], batch["next_observations"], next_base)
-    aux = {
-        "base_actions": base,
-        "next_actions": next_actions,
-        "metric": metric,
-        "bc_noise": jax.random.normal(keys[2], (b, d)),
-        "bc_times": jax.random.uniform(keys[3], (b, 1)),
-        "jac_key": keys[4],
-    }
+    aux = fd.UpdateInputs(
+        base_actions=base,
+        next_actions=next_actions,
+        metric=metric,
+        bc_noise=jax.random.normal(keys[2], (b, d)),
+        bc_times=jax.random.uniform(keys[3], (b, 1)),
+        jacobian_key=keys[4],
+    )
 
     def full_grad(params, state, batch, aux):
-        return jax.grad(fd.loss_fn, has_aux=True)(params, config, networks, state, batch, aux)
+        return jax.grad(fd.total_loss, has_aux=True)(params, config, networks, state, batch, aux)
 
     def critic_grad(critic, target, batch, next_actions):
         loss = lambda p: common.critic_loss(networks, config, p, target, batch, next_actions)[0]
@@ -137,7 +137,7 @@ def fd_stages(settings: BenchSettings, log=print) -> list[dict]:
         _stage(
             "  of which: BC flow fwd/bwd",
             bc_grad,
-            (params["flow"], batch, aux["bc_noise"], aux["bc_times"]),
+            (params["flow"], batch, aux.bc_noise, aux.bc_times),
             settings,
             in_update=False,
         ),

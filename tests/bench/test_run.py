@@ -478,7 +478,7 @@ def test_a_section_written_by_another_version_is_named_not_fatal():
 @pytest.mark.env
 def test_the_gpu_plan_runs_on_the_cpu_at_its_smallest(tmp_path):
     """benchmarks/gpu.sh --smoke: the GPU plan (fused K up to 1000, 16 seeds) at 2 x 32 networks."""
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu.sh"
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu.sh"
     out = tmp_path / "results"
     out.mkdir()
     args = ["--out", str(out), "--results-dir", str(out), "--docs", str(tmp_path / "bench.md")]
