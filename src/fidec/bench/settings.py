@@ -8,6 +8,7 @@ at the paper's settings, within an 8-minute budget; ``smallest=True`` runs the s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
 MODES = ("quick", "full", "tiny", "gpu")
@@ -123,82 +124,108 @@ class BenchSettings:
         return asdict(self)
 
 
-# Each mode's values where they differ from BenchSettings' defaults.
-_QUICK = dict(
-    windows=3,
-    window_seconds=0.5,
-    memory_updates=10,
-    memory_dataset_rows=100_000,
-    memory_presets=(SMALL_PRESET,),
-    fisher_states=256,
-    fisher_redraws=16,
-)
-_FULL = dict(
-    windows=7,
-    window_seconds=1.5,
-    matmul_sizes=(2048, 4096),
-    reference_windows=21,
-    seed_windows=12,
-    seed_window_seconds=1.5,
-    fused_presets=(SMALL_PRESET, PAPER_PRESET),
-    seed_counts=(1, 2, 3, 4, 8),
-    seed_presets=(SMALL_PRESET, PAPER_PRESET),
-    sampling_presets=(PAPER_PRESET, SMALL_PRESET),
-    env_episodes=10,
-    env_num_envs=5,
-    memory_updates=50,
-    memory_presets=(PAPER_PRESET, SMALL_PRESET),
-    scaling_preset=PAPER_PRESET,
-    scaling_batch_sizes=(64, 128, 256, 512, 1024),
-    scaling_widths=(128, 256, 512, 1024),
-    scaling_action_dims=(2, 5, 10, 20),
-    fisher_states=2048,
-    fisher_redraws=128,
-    dataset_rows=1_000_000,
-)
-# The quick bench with the fused blocks and seeds at the paper's settings, sized for an accelerator.
-_GPU = dict(
-    _QUICK,
-    fused_blocks=(1, 10, 100, 1000),
-    fused_presets=(PAPER_PRESET,),
-    seed_counts=(1, 4, 8, 16),
-    seed_presets=(PAPER_PRESET,),
-    seed_block=100,
-    dataset_rows=1_000_000,
-    time_budget_s=GPU_TIME_BUDGET_S,
-)
-# 2 x 32 networks and a handful of calls: the smoke-test size of any plan.
-_SMALLEST = dict(
-    presets=(TINY_PRESET,),
-    windows=2,
-    window_seconds=0.02,
-    matmul_sizes=(128,),
-    profile_preset=TINY_PRESET,
-    reference_windows=2,
-    reference_window_seconds=0.02,
-    fused_presets=(TINY_PRESET,),
-    seed_presets=(TINY_PRESET,),
-    seed_block=2,
-    seed_windows=2,
-    seed_window_seconds=0.02,
-    sampling_batches=(1, 16),
-    sampling_presets=(TINY_PRESET,),
-    env_episodes=1,
-    env_num_envs=1,
-    env_preset=TINY_PRESET,
-    memory_updates=2,
-    memory_dataset_rows=1000,
-    memory_presets=(TINY_PRESET,),
-    scaling_preset=TINY_PRESET,
-    scaling_batch_sizes=(16, 32),
-    scaling_widths=(16, 32),
-    scaling_action_dims=(2, 5),
-    fisher_states=16,
-    fisher_redraws=2,
-    dataset_rows=1000,
-)
-_TINY = dict(_SMALLEST, fused_blocks=(1, 4), seed_counts=(1, 2))
-_MODES = {"quick": _QUICK, "full": _FULL, "tiny": _TINY, "gpu": _GPU}
+# Each mode's values where they differ from BenchSettings' defaults, applied with ``replace`` (so a wrong
+# field name or type is a type error, and every intermediate is validated).
+def _quick(base: BenchSettings) -> BenchSettings:
+    return replace(
+        base,
+        windows=3,
+        window_seconds=0.5,
+        memory_updates=10,
+        memory_dataset_rows=100_000,
+        memory_presets=(SMALL_PRESET,),
+        fisher_states=256,
+        fisher_redraws=16,
+    )
+
+
+def _full(base: BenchSettings) -> BenchSettings:
+    return replace(
+        base,
+        windows=7,
+        window_seconds=1.5,
+        matmul_sizes=(2048, 4096),
+        reference_windows=21,
+        seed_windows=12,
+        seed_window_seconds=1.5,
+        fused_presets=(SMALL_PRESET, PAPER_PRESET),
+        seed_counts=(1, 2, 3, 4, 8),
+        seed_presets=(SMALL_PRESET, PAPER_PRESET),
+        sampling_presets=(PAPER_PRESET, SMALL_PRESET),
+        env_episodes=10,
+        env_num_envs=5,
+        memory_updates=50,
+        memory_presets=(PAPER_PRESET, SMALL_PRESET),
+        scaling_preset=PAPER_PRESET,
+        scaling_batch_sizes=(64, 128, 256, 512, 1024),
+        scaling_widths=(128, 256, 512, 1024),
+        scaling_action_dims=(2, 5, 10, 20),
+        fisher_states=2048,
+        fisher_redraws=128,
+        dataset_rows=1_000_000,
+    )
+
+
+def _gpu(base: BenchSettings) -> BenchSettings:
+    """The quick bench with the fused blocks and seeds at the paper's settings, sized for an accelerator."""
+    return replace(
+        _quick(base),
+        fused_blocks=(1, 10, 100, 1000),
+        fused_presets=(PAPER_PRESET,),
+        seed_counts=(1, 4, 8, 16),
+        seed_presets=(PAPER_PRESET,),
+        seed_block=100,
+        dataset_rows=1_000_000,
+        time_budget_s=GPU_TIME_BUDGET_S,
+    )
+
+
+def _smallest(base: BenchSettings) -> BenchSettings:
+    """2 x 32 networks and a handful of calls, no time budget: the smoke-test size of any plan."""
+    return replace(
+        base,
+        smallest=True,
+        presets=(TINY_PRESET,),
+        windows=2,
+        window_seconds=0.02,
+        matmul_sizes=(128,),
+        profile_preset=TINY_PRESET,
+        reference_windows=2,
+        reference_window_seconds=0.02,
+        fused_presets=(TINY_PRESET,),
+        seed_presets=(TINY_PRESET,),
+        seed_block=2,
+        seed_windows=2,
+        seed_window_seconds=0.02,
+        sampling_batches=(1, 16),
+        sampling_presets=(TINY_PRESET,),
+        env_episodes=1,
+        env_num_envs=1,
+        env_preset=TINY_PRESET,
+        memory_updates=2,
+        memory_dataset_rows=1000,
+        memory_presets=(TINY_PRESET,),
+        scaling_preset=TINY_PRESET,
+        scaling_batch_sizes=(16, 32),
+        scaling_widths=(16, 32),
+        scaling_action_dims=(2, 5),
+        fisher_states=16,
+        fisher_redraws=2,
+        dataset_rows=1000,
+        time_budget_s=None,
+    )
+
+
+def _tiny(base: BenchSettings) -> BenchSettings:
+    return replace(_smallest(base), fused_blocks=(1, 4), seed_counts=(1, 2))
+
+
+_MODES: dict[str, Callable[[BenchSettings], BenchSettings]] = {
+    "quick": _quick,
+    "full": _full,
+    "tiny": _tiny,
+    "gpu": _gpu,
+}
 
 
 def settings_for(
@@ -212,11 +239,6 @@ def settings_for(
     2 x 32 networks and a few calls (``tiny`` is the quick plan so shrunk)."""
     if mode not in _MODES:
         raise ValueError(f"benchmark mode must be one of {MODES}, got {mode!r}")
-    values = dict(_MODES[mode])
-    if smallest or mode == "tiny":
-        values.update(_SMALLEST if mode != "tiny" else {})
-        values["smallest"] = True
-        values.pop("time_budget_s", None)
     wanted = set(sections) if sections is not None else set(SECTIONS)
     unknown = sorted(wanted - set(SECTIONS))
     if unknown:
@@ -225,5 +247,7 @@ def settings_for(
         if sections is not None and "reference" in wanted:
             raise ValueError("the reference section needs the official code: add --reference DIR")
         wanted.discard("reference")
-    settings = BenchSettings(mode=mode, reference_dir=reference_dir, **values)
+    settings = _MODES[mode](BenchSettings(mode=mode, reference_dir=reference_dir))
+    if smallest:
+        settings = _smallest(settings)  # tiny is already at this size (applying it twice changes nothing)
     return replace(settings, sections=tuple(s for s in SECTIONS if s in wanted))
