@@ -14,7 +14,8 @@ import numpy as np
 
 from fidec.bench.settings import BenchSettings
 from fidec.bench.workloads import build, network_summary
-from fidec.envs import evaluate, make_env, make_eval_envs
+from fidec.envs import evaluate, make_eval_envs
+from fidec.envs.dims import task_dims
 
 
 class JittedPolicy:
@@ -32,10 +33,8 @@ class JittedPolicy:
 
 def env_section(settings: BenchSettings, log=print) -> dict:
     """Env steps/s of FD (one-step mode) and of random actions on ``settings.env_name``."""
-    probe = make_env(settings.env_name, seed=0)
-    obs_dim = int(np.prod(probe.observation_space.shape))
-    action_dim = int(np.prod(probe.action_space.shape))
-    probe.close()
+    dims = task_dims(settings.env_name)
+    obs_dim, action_dim = int(np.prod(dims.observation_shape)), dims.action_dim
     built = build("fd", settings.env_preset, obs_dim, action_dim)
     policy = JittedPolicy(built.agent.sample_actions_fn("onestep"), built.state)
     n = settings.env_num_envs
@@ -47,10 +46,11 @@ def env_section(settings: BenchSettings, log=print) -> dict:
     start = time.perf_counter()
     with_policy = evaluate(policy, settings.env_name, settings.env_episodes, seed=0, envs=envs)
     policy_s = time.perf_counter() - start
-    random = evaluate(random_policy, settings.env_name, settings.env_episodes, seed=0, envs=envs)
+    with_random = evaluate(random_policy, settings.env_name, settings.env_episodes, seed=0, envs=envs)
     for env in envs:
         env.close()
     steps = with_policy["length_mean"] * with_policy["episodes"]
+    policy_rate, random_rate = with_policy["env_steps_per_second"], with_random["env_steps_per_second"]
     result = {
         "env_name": settings.env_name,
         "agent": "fd",
@@ -60,15 +60,13 @@ def env_section(settings: BenchSettings, log=print) -> dict:
         "num_envs": n,
         "episodes": settings.env_episodes,
         "env_steps": steps,
-        "env_steps_per_s": with_policy["env_steps_per_second"],
-        "random_actions_env_steps_per_s": random["env_steps_per_second"],
+        "env_steps_per_s": policy_rate,
+        "random_actions_env_steps_per_s": random_rate,
         "wall_s": policy_s,
+        "policy_time_fraction": 1.0 - policy_rate / random_rate,
     }
-    result["policy_time_fraction"] = (
-        1.0 - result["env_steps_per_s"] / result["random_actions_env_steps_per_s"]
-    )
     log(
-        f"  {settings.env_name}: {result['env_steps_per_s']:.0f} env steps/s with FD, "
-        f"{result['random_actions_env_steps_per_s']:.0f} with random actions ({n} envs)"
+        f"  {settings.env_name}: {policy_rate:.0f} env steps/s with FD, "
+        f"{random_rate:.0f} with random actions ({n} envs)"
     )
     return result

@@ -116,7 +116,7 @@ def estimator_accuracy(settings: BenchSettings, flow_steps: int = 10, seed: int 
     target, flow, dataset = estimates(
         key, settings.fisher_states, settings.action_dim, settings.fisher_redraws, flow_steps, config
     )
-    result = {
+    result: dict[str, object] = {
         "states": settings.fisher_states,
         "action_dim": settings.action_dim,
         "num_samples": config.num_samples,

@@ -7,6 +7,8 @@ call per update (K = 1).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax
 
 from fidec.bench.settings import BenchSettings
@@ -33,10 +35,13 @@ def fused_rows(preset: str, settings: BenchSettings, log=print) -> list[dict]:
             return offline_block(agent.update_fn, batch_size, k, state, data, start, names)
 
         compiled_blocks.append(compile_timed(block, train_state, data, start))
+
+    def advance(compiled: Callable) -> Callable[[TrainState], TrainState]:
+        """A compiled block as a state -> state step (its metrics dropped)."""
+        return lambda state: compiled(state, data, start)[0]
+
     # Timed in turns, window by window, so a change of machine load reaches every K alike.
-    runners = [
-        chained(lambda s, c=compiled: c(s, data, start)[0], train_state) for compiled, _ in compiled_blocks
-    ]
+    runners = [chained(advance(compiled), train_state) for compiled, _ in compiled_blocks]
     rates = interleaved_rates(runners, settings.windows, settings.window_seconds)
     rows = []
     for k, (_, compile_s), rate in zip(settings.fused_blocks, compiled_blocks, rates, strict=True):

@@ -20,10 +20,8 @@ from fidec.bench.settings import BenchSettings
 from fidec.bench.workloads import build, synthetic_transitions
 from fidec.training.blocks import TrainState, metric_names, offline_block
 
-try:
+if sys.platform != "win32":  # resource is POSIX-only
     import resource
-except ImportError:  # not on Windows
-    resource = None
 
 
 def peak_rss_mb() -> float:
@@ -40,7 +38,7 @@ def peak_rss_mb() -> float:
                     return int(line.split()[1]) / 2**10  # kB
     except OSError:
         pass
-    if resource is None:
+    if sys.platform == "win32":
         return float("nan")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux

@@ -23,16 +23,16 @@ import contextlib
 import hashlib
 import importlib.util
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 from fidec.agents import AgentConfig
 from fidec.bench.flops import matmul_flops, xla_flops
 from fidec.bench.settings import OFFICIAL_PRESET, TARGET_SPEEDUP, BenchSettings
-from fidec.bench.timing import chained, compile_timed, interleaved_rates, spread, window_ratios
+from fidec.bench.timing import Runner, chained, compile_timed, interleaved_rates, spread, window_ratios
 from fidec.bench.update_speed import PreparedUpdate, prepare_update
 from fidec.errors import UserError
 
@@ -182,9 +182,23 @@ def _plain(value: Any) -> Any:
     return value
 
 
+class Timed(Protocol):
+    """An update ready to time in turns with others: its runner, its row (all but the rates) and its
+    matmul FLOP per call (:class:`PreparedUpdate` and :class:`PreparedReference`)."""
+
+    @property
+    def runner(self) -> Runner: ...
+
+    @property
+    def row(self) -> dict: ...
+
+    @property
+    def flop(self) -> float: ...
+
+
 @dataclass(frozen=True)
 class PreparedReference:
-    runner: Callable[[int], None]
+    runner: Runner
     row: dict
     flop: float
 
@@ -243,12 +257,11 @@ def reference_section(settings: BenchSettings, log=print, code: ReferenceCode | 
             log(
                 f"  note: {item['key']} is {item['reference']!r} in the official config, {item['fidec']!r} in fidec's"
             )
+    timed: tuple[Timed, ...] = (fidec, reuse, official)
     rates = interleaved_rates(
-        [fidec.runner, reuse.runner, official.runner],
-        settings.reference_windows,
-        settings.reference_window_seconds,
+        [p.runner for p in timed], settings.reference_windows, settings.reference_window_seconds
     )
-    rows = [_timed_row(p.row, p.flop, rate) for p, rate in zip((fidec, reuse, official), rates, strict=True)]
+    rows = [_timed_row(p.row, p.flop, rate) for p, rate in zip(timed, rates, strict=True)]
     ratio = window_ratios(rates[0]["windows"], rates[2]["windows"])
     reuse_ratio = window_ratios(rates[1]["windows"], rates[2]["windows"])
     for row in rows:

@@ -9,6 +9,7 @@ so a load change during the run cannot flatter the fractions.
 from __future__ import annotations
 
 import datetime as dt
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -31,10 +32,8 @@ from fidec.bench.update_speed import updates_section
 from fidec.files import write_json_atomic
 from fidec.presets import resolve_agent_config
 
-try:
+if sys.platform != "win32":  # resource is POSIX-only
     import resource
-except ImportError:  # not on Windows
-    resource = None
 
 SCHEMA_VERSION = 2
 NOT_MEASURED = "not measured: fidec bench --reference DIR times the official FD code against fidec's"
@@ -229,7 +228,7 @@ def run_benchmarks(
 
 def _cpu_now() -> float:
     """CPU seconds used so far by this process (all threads) and its finished children."""
-    if resource is None:  # Windows
+    if sys.platform == "win32":  # no resource module (children's CPU time is not counted)
         return time.process_time()
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return time.process_time() + children.ru_utime + children.ru_stime
@@ -275,8 +274,8 @@ def default_result_path(results_dir: str | Path, mode: str, sections: tuple[str,
     ``<backend>-paper-scale.json``); a run of only some sections gets their names appended
     (cpu-full-matmul-profile.json) so it replaces no full run.  The reference section adds no suffix."""
     every = set(SECTIONS) - {"reference"}
-    partial = sections is not None and set(sections) - {"reference"} != every
-    suffix = "".join(f"-{s}" for s in sections) if partial else ""
+    named = () if sections is None or set(sections) - {"reference"} == every else sections
+    suffix = "".join(f"-{s}" for s in named)
     return Path(results_dir) / f"{jax.default_backend()}-{RESULT_NAMES.get(mode, mode)}{suffix}.json"
 
 

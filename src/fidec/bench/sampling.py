@@ -6,6 +6,8 @@ of the mean time of a blocking call (what a control loop waits for), throughput 
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 
 from fidec.bench.settings import BenchSettings
@@ -21,15 +23,18 @@ def sampling_rows(preset: str, settings: BenchSettings, log=print) -> list[dict]
         agent, state = built.agent, built.state
         for mode in agent.modes:
             fn = agent.sample_actions_fn(mode)
-            row = {"agent": name, "preset": preset, "networks": network_summary(agent), "mode": mode}
+            row: dict[str, object] = {
+                "agent": name,
+                "preset": preset,
+                "networks": network_summary(agent),
+                "mode": mode,
+            }
             for batch in settings.sampling_batches:
                 obs = jax.random.normal(jax.random.PRNGKey(batch), (batch, settings.obs_dim))
                 key = jax.random.PRNGKey(0)
                 compiled, compile_s = compile_timed(fn, state, obs, key)
                 latency = measure_latency(
-                    lambda c=compiled, s=state, o=obs, k=key: c(s, o, k),
-                    settings.windows,
-                    settings.window_seconds,
+                    partial(compiled, state, obs, key), settings.windows, settings.window_seconds
                 )
                 row[f"batch{batch}_ms"] = latency["seconds"] * 1e3
                 row[f"batch{batch}_actions_per_s"] = batch / latency["seconds"]
