@@ -33,7 +33,8 @@ DeltaFn = Callable[[jax.Array], jax.Array]
 class Behaviour(Protocol):
     """A distribution over actions with an exact log-density."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     @property
     def dim(self) -> int: ...

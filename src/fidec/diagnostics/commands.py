@@ -57,6 +57,7 @@ def toy_kl(behaviour: str, field: str, scales, num_samples: int, seed: int) -> k
     actions = model.sample(k_samples, num_samples)
     scan = kl.kl_scan(model.log_density, delta, actions, scales)
     if behaviour == "gaussian" and field in ("translation", "affine"):
+        assert isinstance(model, behaviours.GaussianMixture)  # make_behaviour("gaussian"): one component
         zero = jnp.zeros((model.dim,))
         matrix, offset = jax.jacfwd(delta)(zero), delta(zero)
         closed = kl.gaussian_affine_kl(model.means[0], model.covariances[0], matrix, offset, scan.scales)
@@ -217,7 +218,8 @@ def perturbed_time_command(
         for metric in METRICS:
             i = int(np.nanargmin(curve.error[metric]))
             edge = " (grid edge)" if i in (0, len(curve.eps) - 1) else ""
-            crossing = "-" if models[metric] is None else f"{models[metric]['crossing_eps']:.2g}"
+            model = models[metric]
+            crossing = "-" if model is None else f"{model['crossing_eps']:.2g}"
             table.add_row(curve.name, metric, f"{curve.eps[i]:.2g}{edge}", f"{1 - curve.eps[i]:.6g}",
                           f"{curve.error[metric][i]:.2e}", f"{curve.error[metric][j]:.2e}", f"{rule:.2g}",
                           crossing)  # fmt: skip

@@ -51,8 +51,8 @@ def fit_flow(
     time_embedding: str = "raw",
 ) -> FlowFitResult:
     """Minimise L_bc = E || v(x_t, t) - (a - x0) ||^2 over ``data`` (N, d) with Adam (jitted scan)."""
-    data = jnp.asarray(data, jnp.float32)
-    n, d = data.shape
+    actions = jnp.asarray(data, jnp.float32)
+    n, d = actions.shape
     module = VectorField(hidden, d, activation="gelu", time_embedding=time_embedding)
     key = jax.random.PRNGKey(seed)
     key, init_key = jax.random.split(key)
@@ -67,7 +67,7 @@ def fit_flow(
     def step(carry, step_key):
         p, o = carry
         k_idx, k_noise, k_t = jax.random.split(step_key, 3)
-        batch = data[jax.random.randint(k_idx, (batch_size,), 0, n)]
+        batch = actions[jax.random.randint(k_idx, (batch_size,), 0, n)]
         noise = jax.random.normal(k_noise, batch.shape)
         times = jax.random.uniform(k_t, (batch_size, 1))
         loss, grads = jax.value_and_grad(loss_fn)(p, batch, noise, times)

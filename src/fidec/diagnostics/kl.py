@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 import jax
 import jax.numpy as jnp
 import numpy as np
+from numpy.typing import ArrayLike
 
 from fidec.config import ConfigError
 from fidec.fisher import FisherConfig, fisher_from_scores, fisher_metric, jacobian_square, quadratic_penalty
@@ -249,7 +250,7 @@ class KLScan:
 
     def to_dict(self) -> dict:
         """JSON-ready columns plus the valid scales."""
-        out = {
+        columns = {
             "scale": self.scales,
             "fisher_norm": self.fisher_norm,
             "displacement_rms": self.displacement_rms,
@@ -263,14 +264,16 @@ class KLScan:
             "second_order_ratio": self.second_order_ratio,
         }
         if self.quadratic_kl_estimated is not None:
-            out["quadratic_kl_estimated"] = self.quadratic_kl_estimated
+            columns["quadratic_kl_estimated"] = self.quadratic_kl_estimated
         if self.closed_form_kl is not None:
-            out["closed_form_kl"] = self.closed_form_kl
+            columns["closed_form_kl"] = self.closed_form_kl
         if self.fold_fraction is not None:
-            out["fold_fraction"] = self.fold_fraction
+            columns["fold_fraction"] = self.fold_fraction
         if self.kl_floor is not None:
-            out["kl_floor"] = self.kl_floor
-        out = {k: [float(x) for x in np.asarray(v)] for k, v in out.items()}
+            columns["kl_floor"] = self.kl_floor
+        out: dict[str, list[float] | float | None] = {
+            k: [float(x) for x in np.asarray(v)] for k, v in columns.items()
+        }
         out["valid_scale_quadratic"] = self.valid_scale("quadratic")
         out["valid_scale_second_order"] = self.valid_scale("second_order")
         return out
@@ -489,18 +492,18 @@ def kl_validity_for_states(
 
 
 def gaussian_affine_kl(
-    mean: np.ndarray, cov: np.ndarray, matrix: np.ndarray, offset: np.ndarray, scales: Sequence[float]
+    mean: ArrayLike, cov: ArrayLike, matrix: ArrayLike, offset: ArrayLike, scales: ArrayLike
 ) -> np.ndarray:
     """Closed-form KL(T#N(mu, S) || N(mu, S)) for T(a) = a + c (A a + b), per c (METHOD.md section 4).
 
     T#N(mu, S) = N(J mu + c b, J S J^T) with J = I + c A.
     """
-    mean, cov = np.asarray(mean, np.float64), np.asarray(cov, np.float64)
-    matrix, offset = np.asarray(matrix, np.float64), np.asarray(offset, np.float64)
+    mu, sigma = np.asarray(mean, np.float64), np.asarray(cov, np.float64)
+    a, b = np.asarray(matrix, np.float64), np.asarray(offset, np.float64)
     out = []
     for c in np.asarray(scales, np.float64):
-        jac = np.eye(len(mean)) + c * matrix
-        out.append(gaussian_kl(jac @ mean + c * offset, jac @ cov @ jac.T, mean, cov))
+        jac = np.eye(len(mu)) + c * a
+        out.append(gaussian_kl(jac @ mu + c * b, jac @ sigma @ jac.T, mu, sigma))
     return np.asarray(out)
 
 

@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.typing import RcKeyType
 
 from fidec.diagnostics.kl import VALID_BAND, KLScan, RunKLResult
 from fidec.diagnostics.perturbed_time import PerturbedTimeResult
@@ -25,7 +26,7 @@ from fidec.files import atomic_file
 from fidec.formatting import format_number
 
 # Text sizes in points: nothing below 9 (issue 17: readable at a glance).
-STYLE = {
+STYLE: dict[RcKeyType, float] = {
     "font.size": 10.5,
     "axes.titlesize": 11,
     "axes.labelsize": 10.5,
