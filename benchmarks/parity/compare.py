@@ -1,6 +1,6 @@
 """Side by side: the official code's runs (run_official.py) against fidec's runs of the same settings.
 
-    python benchmarks/parity/compare.py --sweep runs/sweeps/cpu-study \
+    python benchmarks/parity/compare.py --sweep runs/sweeps/cpu-study [--sweep runs/sweeps/parity-extra] \
         --official fd=runs/parity/official-fd --official fql=runs/parity/official-fql --out docs/parity
 
 For each pair (official FD vs fidec `--preset official`, official FQL vs fidec `fql`) on the task: the
@@ -70,7 +70,7 @@ def bootstrap_difference(
     return float(low), float(high)
 
 
-def compare(sweep: Path, officials: dict[str, Path], task: str) -> dict:
+def compare(sweeps: list[Path], officials: dict[str, Path], task: str) -> dict:
     out: dict = {"task": task, "settings": PARITY, "pairs": {}}
     for code, folder in officials.items():
         label = PAIRS[code]
@@ -78,7 +78,7 @@ def compare(sweep: Path, officials: dict[str, Path], task: str) -> dict:
             int(d.name[4:]): official_curve(d) for d in sorted(folder.glob("seed[0-9]*")) if d.is_dir()
         }
         ours = {}
-        for run in sorted((sweep / "runs").glob(f"{label}__{task}__s*")):
+        for run in sorted(r for sweep in sweeps for r in (sweep / "runs").glob(f"{label}__{task}__s*")):
             if RunDir(run).finished:
                 ours[int(run.name.rsplit("__s", 1)[1])] = fidec_curve(run)
         sides = {"official": official, "fidec": ours}
@@ -180,7 +180,9 @@ def figure(result: dict, path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sweep", required=True, type=Path, help="the fidec sweep folder (cpu-study)")
+    parser.add_argument(
+        "--sweep", action="append", required=True, type=Path, help="a fidec sweep folder (repeatable)"
+    )
     parser.add_argument("--official", action="append", required=True, help="CODE=DIR, CODE in fd, fql")
     parser.add_argument("--task", default=PARITY["env"])
     parser.add_argument("--out", required=True, type=Path)
