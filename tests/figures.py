@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import matplotlib.text
 
 MIN_POINTS = 9.0
@@ -26,6 +28,13 @@ def readability_problems(fig) -> list[str]:
             overlap = box.intersection(box, ax.bbox)
             if overlap is not None and overlap.width > 1 and overlap.height > 1:
                 problems.append(f"the legend covers the axes {ax.get_title()!r}")
+    for ax in fig.axes:
+        labels = [t for t in ax.get_xticklabels() if t.get_visible() and t.get_text().strip()]
+        boxes = sorted((t.get_window_extent(renderer) for t in labels), key=lambda b: b.x0)
+        for left, right in itertools.pairwise(boxes):
+            if right.x0 < left.x1:
+                problems.append(f"x tick labels collide in the axes {ax.get_title()!r}")
+                break
     if getattr(fig, "_suptitle", None) is None:
         problems.append("no title stating the figure's message")
     return problems

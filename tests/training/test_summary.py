@@ -10,7 +10,8 @@ import pytest
 from fidec.training.config import make_train_config
 from fidec.training.metrics import MetricsTable
 from fidec.training.plots import plot_learning_curves
-from fidec.training.summary import build_summary, seed_scores
+from fidec.training.rundir import RunDir
+from fidec.training.summary import build_summary, closing_message, seed_scores
 
 
 def _eval_rows():
@@ -84,4 +85,49 @@ def test_learning_curves_read_at_a_glance():
     evals = [{"step": s, "seed": k, "success": 0.1 * k} for s in (100, 200) for k in (0, 1)]
     fig = learning_curves_figure(train, evals, "success", title="fd on cube", online_start=150)
     assert not readability_problems(fig)
-    assert fig.axes[0].get_ylabel() == "success rate (fraction of episodes)"
+    assert fig.axes[0].get_ylabel() == "success rate (% of episodes)"
+    # shown in %: the stored fraction 0.1 of seed 1 is drawn at 10
+    assert max(max(line.get_ydata()) for line in fig.axes[0].get_lines()) == pytest.approx(10.0)
+
+
+def test_learning_curves_of_a_long_run_keep_step_labels_apart():
+    """Steps in the tens of thousands: tick labels as 5k, 10k, ... that do not run into each other."""
+    from fidec.training.plots import learning_curves_figure
+    from figures import readability_problems
+
+    steps = range(1000, 20001, 1000)
+    train = [{"step": s, "seed": 0, "critic_loss": 1.0, "bc_loss": 0.3, "penalty": 1e-3} for s in steps]
+    evals = [{"step": s, "seed": 0, "success": s / 1e5} for s in range(5000, 20001, 5000)]
+    fig = learning_curves_figure(train, evals, "success", title="fd on cube")
+    assert not readability_problems(fig)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels() if t.get_text()][-1].endswith("k")
+
+
+def _closing(tmp_path, agent, seeds, steps=400):
+    config = make_train_config(
+        agent, presets=["tiny"], overrides={"seeds": seeds, "steps": steps, "eval_episodes": 5}
+    )
+    run = RunDir.claim(tmp_path / agent, config)
+    summary = build_summary(config, _eval_rows() if seeds == "0,1" else _eval_rows()[:4], "success", {})
+    return closing_message(summary, run), run
+
+
+def test_closing_message_says_what_ran_how_well_where_and_what_next(tmp_path):
+    text, run = _closing(tmp_path, "fd", "0,1")
+    lines = text.splitlines()
+    assert lines[0].startswith("Done: trained fd on ") and "400 offline steps" in lines[0]
+    assert "seed(s) 0, 1" in lines[0]
+    # success in %, mean over seeds with its spread, and the paper's protocol
+    assert "Final success rate: 65% (+- 7% over 2 seeds) over 5 episodes" in text
+    assert "last three evaluations: 45%" in text
+    assert str(run.root) in text and str(run.plot_path) in text and str(run.summary_path) in text
+    # the next commands are runnable as printed and go beyond what just ran
+    assert f"`fidec eval {run.root} --episodes 50`" in text
+    assert f"`fidec diagnose kl --run-dir {run.root}`" in text
+    assert "--steps 800 --seeds 0,1,2`" in text
+
+
+def test_closing_message_offers_the_kl_check_only_to_refinement_agents(tmp_path):
+    text, _ = _closing(tmp_path, "fql", "0")
+    assert "diagnose kl" not in text and "seed(s) 0." in text
+    assert "Final success rate: 60% over 5 episodes" in text

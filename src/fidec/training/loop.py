@@ -350,13 +350,16 @@ class _Session:
         self.progress.status("training")
         self.progress.advance(step - self.progress_step, first_seed, **postfix)
         self.progress_step = step
+        # The first block of a phase includes compilation and is not timed: no rate to show yet.
         rate = (
-            self.timed_updates / self.timed_update_seconds if self.timed_update_seconds > 0 else float("nan")
+            f"{self.timed_updates / self.timed_update_seconds:.1f} updates/s/seed"
+            if self.timed_update_seconds > 0
+            else "first block, compile included, not timed"
         )
         keys = [k for k in ("critic_loss", "actor_loss", "bc_loss", "penalty", "alpha") if k in first_seed]
         shown = ", ".join(f"{k}={first_seed[k]:.4g}" for k in keys)
         self.text.write(
-            f"step {step}/{self.config.total_steps} [{phase}] {rate:.1f} updates/s/seed | seed {self.config.seeds[0]}: {shown}"
+            f"step {step}/{self.config.total_steps} [{phase}] {rate} | seed {self.config.seeds[0]}: {shown}"
         )
         if self.sigint["set"]:
             if self.last_saved != step:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from fidec.files import write_bytes_atomic
 
@@ -31,9 +32,22 @@ KEY_TRAIN_METRICS = (
 )
 MAX_PANELS = 6
 FONT_PT = 10
+# Evaluation metrics shown on another scale than they are stored (success: a fraction, shown in %).
+Y_SCALE = {"success": 100.0}
+
+
+def _steps_label(x: float, _pos: object = None) -> str:
+    """Tick text of a step count: 20000 -> '20k', 1500000 -> '1.5M' (labels stay short and never collide)."""
+    if abs(x) >= 1e6:
+        return f"{x / 1e6:g}M"
+    if abs(x) >= 1e3:
+        return f"{x / 1e3:g}k"
+    return f"{x:g}"
+
+
 # What each panel's y axis shows (units where there are any).
 Y_LABELS = {
-    "success": "success rate (fraction of episodes)",
+    "success": "success rate (% of episodes)",
     "normalized_score": "D4RL normalised return (x100)",
     "critic_loss": "critic loss (TD error squared)",
     "actor_loss": "actor loss",
@@ -60,8 +74,18 @@ def _series(rows: Sequence[Mapping[str, Any]], key: str) -> dict[int, tuple[np.n
 
 
 def _draw(ax, series: dict[int, tuple[np.ndarray, np.ndarray]], title: str, ylabel: str) -> None:
+    alone = len(series) == 1  # one seed: its line is the result, drawn at full strength
     for seed, (steps, values) in sorted(series.items()):
-        ax.plot(steps, values, linewidth=0.9, alpha=0.5, label=f"seed {seed}")
+        marker = "o" if len(steps) <= 25 else None  # evaluations are few: show where they were taken
+        ax.plot(
+            steps,
+            values,
+            linewidth=1.6 if alone else 0.9,
+            alpha=1.0 if alone else 0.5,
+            marker=marker,
+            markersize=4 if alone else 2.5,
+            label=f"seed {seed}",
+        )
     common: set[int] | None = None
     for steps, _ in series.values():
         common = set(steps.tolist()) if common is None else common & set(steps.tolist())
@@ -72,6 +96,8 @@ def _draw(ax, series: dict[int, tuple[np.ndarray, np.ndarray]], title: str, ylab
     ax.set_title(title, fontsize=FONT_PT)
     ax.set_xlabel("gradient steps", fontsize=FONT_PT)
     ax.set_ylabel(ylabel, fontsize=FONT_PT)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
+    ax.xaxis.set_major_formatter(FuncFormatter(_steps_label))
     ax.tick_params(labelsize=FONT_PT)
     ax.grid(alpha=0.3)
 
@@ -84,7 +110,11 @@ def learning_curves_figure(
     online_start: int | None = None,
 ) -> Figure:
     """The evaluation ``metric`` and up to five train metrics against gradient steps."""
-    panels: list[tuple[str, str, dict]] = [("evaluation", metric, _series(eval_rows, metric))]
+    scale = Y_SCALE.get(metric, 1.0)
+    evaluation = {
+        seed: (steps, scale * values) for seed, (steps, values) in _series(eval_rows, metric).items()
+    }
+    panels: list[tuple[str, str, dict]] = [("evaluation", metric, evaluation)]
     for key in KEY_TRAIN_METRICS:
         series = _series(train_rows, key)
         if series and len(panels) < MAX_PANELS:

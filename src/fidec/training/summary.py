@@ -131,16 +131,20 @@ def closing_message(summary: Mapping[str, Any], run: Any) -> str:
         f" + {summary['online_steps']:,} online steps" if summary.get("online_steps") else ""
     )
     newest = run.checkpoints()[-1][1] if run.checkpoints() else run.checkpoints_dir
+    agent, env = summary["agent"], summary["env"]
+    nexts = [f"evaluate it longer with `fidec eval {run.root} --episodes 50`"]
+    if agent in ("fd", "iso"):
+        nexts.append(f"check the KL approximation with `fidec diagnose kl --run-dir {run.root}`")
+    longer = f"fidec train --agent {agent} --env {env} --steps {2 * int(summary['steps'])}"
+    nexts.append(f"train longer on three seeds with `{longer} --seeds 0,1,2` (docs/results.md)")
     return "\n".join(
         [
-            f"Done: trained {summary['agent']} on {summary['env']} for {steps}, seed(s) {', '.join(map(str, seeds))}.",
+            f"Done: trained {agent} on {env} for {steps}, seed(s) {', '.join(map(str, seeds))}.",
             result,
             f"Run directory: {run.root}",
             f"  learning curves  {run.plot_path}",
             f"  summary          {run.summary_path}",
             f"  checkpoint       {newest}",
-            "Next: evaluate it longer with `fidec eval "
-            f"{run.root} --episodes 50`, check the KL approximation with `fidec diagnose kl --run-dir {run.root}`, "
-            "or train longer with `fidec train --steps 20000` (docs/results.md).",
+            "Next: " + ", ".join(nexts[:-1]) + ", or " + nexts[-1] + ".",
         ]
     )
