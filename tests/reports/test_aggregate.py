@@ -233,3 +233,26 @@ def test_bold_rule_marks_every_interval_that_overlaps_the_best():
     ]  # all overlap: none stands out
     assert bold_flags([(0.0, 0.0, 0.0), (0.0, 0.0, 0.0)]) == [False, False]
     assert bold_flags([(70.0, 60.0, 80.0), None]) == [False, False]  # alone in its row
+
+
+def test_trials_of_a_variant_removed_from_the_spec_are_named_as_such(tmp_path):
+    """A sweep whose spec dropped a variant keeps its pending trials in the manifest: the report says they
+    were removed from the spec, not that they are still to run."""
+    sweep = tmp_path / "sweep"
+    write_run(sweep / "runs" / "a", "fd", T1, {0: [0.1] * 5})
+    manifest = {
+        "format": 1,
+        "spec": {"agents": [{"name": "fd", "label": "fd"}]},
+        "trials": {
+            "a": {"run_dir": "runs/a", "label": "fd", "state": "done"},
+            "b": {"run_dir": "runs/b", "label": "fd", "state": "pending"},
+            "c": {"run_dir": "runs/c", "label": "fd-velocity", "state": "pending"},
+        },
+    }
+    (sweep / "manifest.json").write_text(json.dumps(manifest))
+    notes = collect_runs([sweep]).notes
+    assert any(n.startswith("b (sweep): not finished, state pending") for n in notes)
+    assert any(
+        n.startswith("c (sweep): not run, its variant 'fd-velocity' was removed from the sweep's spec")
+        for n in notes
+    )

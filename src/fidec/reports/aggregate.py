@@ -223,11 +223,19 @@ def _is_sweep_manifest(path: Path) -> bool:
 def _sweep_trials(sweep_dir: Path) -> tuple[list[tuple[Path, str]], list[str]]:
     """(run directory, label) of each finished trial of a sweep, and a note for each other trial."""
     manifest = json.loads((sweep_dir / MANIFEST_FILE).read_text())
+    spec = manifest.get("spec") or {}
+    # A sweep whose spec was edited keeps the trials of earlier versions in its manifest (untouched).
+    labels = {a.get("label") for a in spec.get("agents", []) if isinstance(a, dict)}
     found, notes = [], []
     for trial_id, record in manifest["trials"].items():
         run_dir = sweep_dir / record["run_dir"]
         if RunDir(run_dir).finished:
             found.append((run_dir, record["label"]))
+        elif labels and record.get("label") not in labels:
+            notes.append(
+                f"{trial_id} ({sweep_dir.name}): not run, its variant {record.get('label')!r} was removed "
+                "from the sweep's spec"
+            )
         else:
             error = (record.get("error") or "").strip().splitlines()
             why = f": {error[0]}" if error else ""
