@@ -6,6 +6,10 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+# Scores shown on another scale than they are stored: success rates are fractions, shown in %
+# (normalized_score is already x100).
+METRIC_SCALE = {"success": 100.0}
+
 
 def format_number(value: Any, digits: int = 3) -> str:
     """Compact text of a number: ``digits`` significant digits, thousands without decimals, integers with

@@ -26,8 +26,9 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import EngFormatter
 
 from fidec.files import write_bytes_atomic
+from fidec.formatting import METRIC_SCALE
 from fidec.reports.aggregate import PROTOCOL_TEXT, AggregateInterval, AggregateScope, GroupScores
-from fidec.reports.tables import METRIC_SCALE, METRIC_TEXT
+from fidec.reports.tables import METRIC_TEXT
 from fidec.stats import stratified_bootstrap_ci
 
 FONT_PT = 9  # the smallest text in any figure

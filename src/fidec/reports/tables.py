@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from fidec.formatting import format_fixed, format_interval, format_mean_std, markdown_table
+from fidec.formatting import METRIC_SCALE, format_fixed, format_interval, format_mean_std, markdown_table
 from fidec.reports.aggregate import (
     PROTOCOL_TEXT,
     AggregateInterval,
@@ -27,7 +27,6 @@ from fidec.reports.aggregate import (
 from fidec.stats import MeanStd
 
 FORMATS = ("md", "csv", "latex")
-METRIC_SCALE = {"success": 100.0}  # success rates are shown in %; normalized_score is already x100
 METRIC_TEXT = {"success": "success rate (%)", "normalized_score": "D4RL normalised return (x100)"}
 SCORE_DECIMALS = 1
 # Interval overlap is judged on the numbers as shown; this absorbs float round-off in "low <= high".

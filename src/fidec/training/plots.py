@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from fidec.files import write_bytes_atomic
+from fidec.formatting import METRIC_SCALE
 
 # Train metrics worth a panel, in order of preference (those an agent does not log are skipped).
 KEY_TRAIN_METRICS = (
@@ -32,8 +33,6 @@ KEY_TRAIN_METRICS = (
 )
 MAX_PANELS = 6
 FONT_PT = 10
-# Evaluation metrics shown on another scale than they are stored (success: a fraction, shown in %).
-Y_SCALE = {"success": 100.0}
 
 
 def _steps_label(x: float, _pos: object = None) -> str:
@@ -110,7 +109,7 @@ def learning_curves_figure(
     online_start: int | None = None,
 ) -> Figure:
     """The evaluation ``metric`` and up to five train metrics against gradient steps."""
-    scale = Y_SCALE.get(metric, 1.0)
+    scale = METRIC_SCALE.get(metric, 1.0)
     evaluation = {
         seed: (steps, scale * values) for seed, (steps, values) in _series(eval_rows, metric).items()
     }
