@@ -114,10 +114,18 @@ def fisher_metric(
     t of shape (B, M, 1) (the state broadcast over the M samples).  Returns F_n of shape (B, d, d),
     held fixed (stop-gradient): no gradient reaches the flow through the metric.
     """
-    base_actions = jax.lax.stop_gradient(base_actions)
     noise_key, time_key = jax.random.split(key)
     noise = jax.random.normal(noise_key, base_actions.shape, base_actions.dtype)
     t = perturbed_times(time_key, base_actions.shape[:-1], config, base_actions.dtype)
+    return fisher_metric_at(velocity_fn, base_actions, noise, t, config)
+
+
+def fisher_metric_at(
+    velocity_fn: VelocityFn, base_actions: jax.Array, noise: jax.Array, t: jax.Array, config: FisherConfig
+) -> jax.Array:
+    """:func:`fisher_metric` with its draws given: x0 ``noise`` (B, M, d) and times ``t`` (B, M, 1) of the
+    noised samples x_i = (1 - t_i) x0_i + t_i a_i.  Returns F_n (B, d, d), stop-gradient."""
+    base_actions = jax.lax.stop_gradient(base_actions)
     scores = score_at(velocity_fn, base_actions, noise, t, config.estimator)
     return fisher_from_scores(scores, config.damping, config.normalize, config.norm_eps)
 
@@ -178,6 +186,7 @@ def jacobian_square(
     key: jax.Array | None = None,
     num_probes: int = 1,
     form: str = "trace",
+    probes: jax.Array | None = None,
 ) -> jax.Array:
     """Per-sample square of the Jacobian J = d delta / d a, in one of two forms:
 
@@ -186,19 +195,22 @@ def jacobian_square(
         "sym":   ||sym J||_F^2 = (tr(J^2) + ||J||_F^2) / 2 = E_z[((J^T z) . (J z) + ||J z||^2) / 2]:
                  an upper bound on tr(J^2) that is never negative (sym J = (J + J^T) / 2).
 
-    ``key=None``: exact (d Jacobian-vector products); otherwise Hutchinson's estimator with
-    ``num_probes`` Rademacher probes z, one JVP and one VJP each.
+    ``key=None`` and no ``probes``: exact (d Jacobian-vector products); otherwise Hutchinson's estimator with
+    ``num_probes`` Rademacher probes z drawn from ``key`` (or the given ``probes``, shape (P, B, d)), one JVP
+    and one VJP each.
     """
     if form not in JACOBIAN_FORMS:
         raise ValueError(f"jacobian form must be one of {JACOBIAN_FORMS}, got {form!r}")
-    if key is None:
+    if key is None and probes is None:
         jac = jax.vmap(jax.jacfwd(delta_fn))(actions)
         trace_sq = jnp.einsum("bij,bji->b", jac, jac)
         if form == "trace":
             return trace_sq
         return 0.5 * (trace_sq + jnp.einsum("bij,bij->b", jac, jac))
 
-    probes = jax.random.rademacher(key, (num_probes,) + actions.shape, dtype=actions.dtype)
+    if probes is None:
+        assert key is not None
+        probes = jax.random.rademacher(key, (num_probes,) + actions.shape, dtype=actions.dtype)
 
     def one(a, zs):
         def per_probe(z):

@@ -46,11 +46,10 @@ def euler_sample(velocity_fn: VelocityFn, noise: jax.Array, num_steps: int = 10)
 
     Returns x_K (the base action a_hat).  ``noise`` is x_0 with shape (..., d).
     """
-    dt = 1.0 / num_steps
 
     def step(x, k):
-        t = jnp.full(x.shape[:-1] + (1,), k * dt, dtype=x.dtype)
-        return x + dt * velocity_fn(x, t), None
+        t = jnp.full(x.shape[:-1] + (1,), k / num_steps, dtype=x.dtype)
+        return x + velocity_fn(x, t) / num_steps, None
 
     x, _ = jax.lax.scan(step, noise, jnp.arange(num_steps))
     return x

@@ -5,6 +5,8 @@
 - :class:`Residual`: FD's displacement delta_phi(s, a_hat).
 - :class:`OneStepPolicy`: FQL's mu(s, z).
 - :class:`CriticEnsemble`: E independent Q_i(s, a) (vmapped parameters), output (E, B).
+- :class:`StateValue`: V(s) (IQL's value network), output (B,).
+- :class:`GaussianActor`: a Gaussian policy head (mean and log-std; IQL, ReBRAC).
 - :class:`Encoded`: any of the above behind its own pixel encoder, head(encoder(s), ...).
 
 Time embedding: the raw scalar t in [0, 1] is concatenated to the inputs by default (as in FQL,
@@ -69,8 +71,14 @@ class NetworkConfig:
             raise ValueError("network hidden sizes must be non-empty tuples of positive ints")
 
 
+def dense_init(variance: float = 1.0) -> nn.initializers.Initializer:
+    """Kernel initialiser of every dense layer: variance_scaling(variance, fan_avg, uniform), zero bias (the
+    FQL family's ``default_init``)."""
+    return nn.initializers.variance_scaling(variance, "fan_avg", "uniform")
+
+
 class MLP(nn.Module):
-    """x -> [Dense -> act -> (LayerNorm)] * len(hidden) -> Dense(out_dim).
+    """x -> [Dense -> act -> (LayerNorm)] * len(hidden) -> Dense(out_dim) (no output layer if out_dim == 0).
 
     LayerNorm follows the activation, as in FQL's and the official FD code's MLP.
     """
@@ -85,13 +93,12 @@ class MLP(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         act = ACTIVATIONS[self.activation]
         for width in self.hidden:
-            x = act(
-                nn.Dense(width, kernel_init=nn.initializers.variance_scaling(1.0, "fan_avg", "uniform"))(x)
-            )
+            x = act(nn.Dense(width, kernel_init=dense_init())(x))
             if self.layer_norm:
                 x = nn.LayerNorm()(x)
-        init = nn.initializers.variance_scaling(self.final_init_scale**2, "fan_avg", "uniform")
-        return nn.Dense(self.out_dim, kernel_init=init)(x)
+        if self.out_dim == 0:
+            return x
+        return nn.Dense(self.out_dim, kernel_init=dense_init(self.final_init_scale**2))(x)
 
 
 def embed_time(t: jax.Array, kind: str) -> jax.Array:
@@ -184,6 +191,46 @@ class CriticEnsemble(nn.Module):
         obs = broadcast_state(obs, actions)
         q = ensemble(self.hidden, 1, self.activation, self.layer_norm)(jnp.concatenate([obs, actions], -1))
         return q[..., 0]
+
+
+class StateValue(nn.Module):
+    """V(s): MLP on s -> R, output shape (B,) (IQL's value network, LayerNorm like the critic's)."""
+
+    hidden: Sequence[int]
+    activation: str = "gelu"
+    layer_norm: bool = True
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        return MLP(self.hidden, 1, self.activation, self.layer_norm)(obs)[..., 0]
+
+
+class GaussianActor(nn.Module):
+    """A Gaussian policy head: (mean, log_std) of pi(a | s), each (B, d).
+
+    The trunk is ``hidden`` activated layers; the mean is a Dense layer initialised with variance
+    ``mean_init_variance`` (the FQL family's ``final_fc_init_scale``, 0.01); the log-std is 0 (``const_std``,
+    standard deviation 1) or a learned state-independent vector, clipped to [-5, 2].  A tanh-squashed policy
+    (ReBRAC) applies tanh to samples and to the mean itself; that is the caller's choice.
+    """
+
+    hidden: Sequence[int]
+    action_dim: int
+    activation: str = "gelu"
+    layer_norm: bool = False
+    const_std: bool = True
+    mean_init_variance: float = 0.01
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        features = MLP(self.hidden, 0, self.activation, self.layer_norm)(obs)
+        mean = nn.Dense(self.action_dim, kernel_init=dense_init(self.mean_init_variance))(features)
+        if self.const_std:
+            log_std = jnp.zeros_like(mean)
+        else:
+            log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
+            log_std = jnp.broadcast_to(log_std, mean.shape)
+        return mean, jnp.clip(log_std, -5.0, 2.0)
 
 
 class Encoded(nn.Module):

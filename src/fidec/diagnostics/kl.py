@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from numpy.typing import ArrayLike
 
+from fidec.agents import REGISTRY, get_spec
 from fidec.config import ConfigError
 from fidec.fisher import FisherConfig, fisher_from_scores, fisher_metric, jacobian_square, quadratic_penalty
 from fidec.flows import VelocityFn, euler_sample, log_density
@@ -542,6 +543,11 @@ class RunKLResult:
         }
 
 
+def residual_agents() -> list[str]:
+    """The agents whose actions are a residual refinement T(a) = a + delta(s, a) (the registry's say)."""
+    return [name for name, spec in REGISTRY.items() if spec.has_residual]
+
+
 def kl_validity_for_run(
     run_dir: str,
     checkpoint: int | None = None,
@@ -561,10 +567,10 @@ def kl_validity_for_run(
     """
     run = RunDir.open(run_dir)
     train_config, record = run.read_config()
-    if train_config.agent_name not in ("fd", "iso"):
+    if not get_spec(train_config.agent_name).has_residual:
         raise ConfigError(
             f"run {run_dir} trained agent {train_config.agent_name!r}, which has no residual refinement; "
-            "the KL diagnostic needs an 'fd' or 'iso' run"
+            f"the KL diagnostic needs a run of an agent with one ({', '.join(residual_agents())})"
         )
     num_seeds = len(train_config.seeds)
     if not 0 <= seed_index < num_seeds:
@@ -597,7 +603,9 @@ def kl_validity_for_run(
     states = jnp.asarray(np.asarray(dataset.observations)[indices], jnp.float32)
 
     nets = agent.networks
-    fisher = replace(train_config.agent.fisher, damping=0.0, normalize=False, t_eps_max=None)
+    # The run's own Fisher settings (an isotropic agent has none: the default estimator's).
+    run_fisher = getattr(train_config.agent, "fisher", FisherConfig())
+    fisher = replace(run_fisher, damping=0.0, normalize=False, t_eps_max=None)
     config = replace(config, fisher=fisher)
     reports = kl_validity_for_states(
         lambda s: lambda x, t: nets.flow.apply(params["flow"], s, x, t),

@@ -118,6 +118,7 @@ def offline_block(
     data: Mapping[str, jax.Array],
     start_step: jax.Array,
     names: tuple[str, ...],
+    extra_keys: tuple[str, ...] = (),
 ) -> tuple[TrainState, dict]:
     """``num_steps`` updates on dataset minibatches in one scan; returns (state, block summary).
 
@@ -128,7 +129,7 @@ def offline_block(
     def body(carry, i):
         state, acc = carry
         key, batch_key = jax.random.split(state.key)
-        batch = sample_batch(data, batch_key, batch_size)
+        batch = sample_batch(data, batch_key, batch_size, extra_keys)
         agent, metrics = update_fn(state.agent, batch)
         acc = accumulate(acc, metrics, start_step + i + 1)
         return (state.replace(agent=agent, key=key), acc), None
@@ -147,6 +148,7 @@ def online_step(
     update_fn: Callable,
     act_fn: Callable,
     batch_size: int,
+    extra_keys: tuple[str, ...],
     state: TrainState,
     acc: MetricAccumulator,
     data: Mapping[str, jax.Array],
@@ -161,7 +163,7 @@ def online_step(
     assert state.replay is not None, "the online phase gives every seed a replay ring"
     buffer = replay_lib.insert(state.replay, transition)
     key, batch_key, act_key = jax.random.split(state.key, 3)
-    batch = replay_lib.sample(data, buffer, batch_key, batch_size)
+    batch = replay_lib.sample(data, buffer, batch_key, batch_size, extra_keys)
     agent, metrics = update_fn(state.agent, batch)
     acc = accumulate(acc, metrics, step)
     action = act_fn(agent, next_observation[None], act_key)[0]

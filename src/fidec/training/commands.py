@@ -15,8 +15,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from fidec.agents import ACTION_MODES, agent_names
 from fidec.errors import EXIT_FAILURE, EXIT_INTERRUPTED, UserError, fail
-from fidec.presets import AGENT_DEFAULTS, NAMED_PRESETS, TASK_OVERRIDES, TASK_PRESETS, preset_names
+from fidec.presets import describe, preset_names
 from fidec.training.config import DEFAULT_AGENT, DEFAULT_ENV, SCALES, describe_config, make_train_config
 from fidec.training.evaluation import evaluate_run
 from fidec.training.loop import NonFiniteError, RunInterrupted, check_runnable, train
@@ -65,7 +66,7 @@ TRAIN_EPILOG = (
 
 @app.command("train", epilog=TRAIN_EPILOG)
 def train_command(
-    agent: str = typer.Option(DEFAULT_AGENT, "--agent", help="Agent: fd, fql, iso or bcflow."),
+    agent: str = typer.Option(DEFAULT_AGENT, "--agent", help=f"Agent: {', '.join(agent_names())}."),
     env: str = typer.Option(DEFAULT_ENV, "--env", help="Task name (OGBench single-task or D4RL)."),
     dataset: Path | None = typer.Option(None, "--dataset", help="Dataset file (default: the task's own)."),
     dataset_dir: Path | None = typer.Option(None, "--dataset-dir", help="Folder of official dataset files."),
@@ -93,7 +94,9 @@ def train_command(
     ),
     eval_episodes: int | None = typer.Option(None, "--eval-episodes", help="Episodes per evaluation."),
     action_mode: str | None = typer.Option(
-        None, "--action-mode", help="Evaluation action selection: onestep, best_of_n or iterative."
+        None,
+        "--action-mode",
+        help=f"Evaluation action selection, one of the agent's modes ({', '.join(ACTION_MODES)}).",
     ),
     run_dir: Path | None = typer.Option(
         None, "--run-dir", help="Output folder (default runs/<agent>-<env>-<time>)."
@@ -178,7 +181,9 @@ def eval_command(
         None, "--checkpoint", help="Checkpoint step (default: the newest)."
     ),
     episodes: int | None = typer.Option(None, "--episodes", help="Episodes per seed (default: the run's)."),
-    action_mode: str | None = typer.Option(None, "--action-mode", help="onestep, best_of_n or iterative."),
+    action_mode: str | None = typer.Option(
+        None, "--action-mode", help=f"Action selection, one of the agent's modes ({', '.join(ACTION_MODES)})."
+    ),
     num_envs: int | None = typer.Option(None, "--num-envs", help="Vectorised environments per evaluation."),
     video: bool = typer.Option(False, "--video", help="Save a video of the first episode of each seed."),
 ) -> None:
@@ -209,53 +214,40 @@ if __name__ == "__main__":
     app()
 
 
-def _setting_text(values: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in values.items()) or "-"
-
-
 def presets_command(
     name: str | None = typer.Argument(None, help="A preset to show in full (default: list them all)."),
+    agent: str | None = typer.Option(
+        None, "--agent", help="Only this agent's presets (and the shared ones)."
+    ),
 ) -> None:
-    """List fidec's presets: scales, named agent presets, task presets and each agent's own defaults,
-    with what each sets and where its values come from."""
-    rows: list[tuple[str, str, str, str]] = []
+    """List fidec's presets: scales, every agent's named and per-task presets and the shared ones, with what
+    each sets and where its values come from."""
+    if agent is not None and agent not in agent_names():
+        raise fail(f"unknown agent {agent!r}; agents: {', '.join(agent_names())}")
+    rows: list[tuple[str, str, str, str, str]] = []
     for scale in SCALES.values():
-        sets = _setting_text(dict(scale.overrides))
+        sets = ", ".join(f"{k}={v}" for k, v in scale.overrides.items())
         agent_presets = ", ".join(
             scale.agent_presets + tuple(f"{p} (pixel tasks)" for p in scale.pixel_agent_presets)
         )
         rows.append(
             (
+                "every agent",
                 scale.name,
                 "scale (--preset)",
                 f"{sets}" + (f"; agent presets: {agent_presets}" if agent_presets else ""),
                 scale.description,
             )
         )
-    groups = [
-        ("named (--preset)", NAMED_PRESETS),
-        ("task family (from --env)", TASK_PRESETS),
-        ("task (from --env)", TASK_OVERRIDES),
-        ("agent default (from --agent)", AGENT_DEFAULTS),
-    ]
-    for kind, presets in groups:
-        for preset in presets.values():
-            parts = [_setting_text(dict(preset.overrides))] if preset.overrides else []
-            parts += [f"{agent}: {_setting_text(dict(v))}" for agent, v in preset.per_agent.items()]
-            parts += [
-                f"{agent} online: {_setting_text(dict(v))}" for agent, v in preset.online_per_agent.items()
-            ]
-            rows.append(
-                (preset.name, kind, "; ".join(parts) or "-", f"{preset.description} [{preset.source}]")
-            )
+    rows += list(describe(agent))
     if name is not None:
-        rows = [r for r in rows if r[0] == name]
+        rows = [r for r in rows if r[1] == name]
         if not rows:
-            raise fail(f"unknown preset {name!r}; presets: {', '.join(list(SCALES) + preset_names())}")
+            raise fail(f"unknown preset {name!r}; presets: {', '.join(list(SCALES) + preset_names(agent))}")
     table = Table(
-        title="fidec presets (resolution: agent default -> task family -> task -> scale -> --preset -> --set)"
+        title="fidec presets (resolution: agent defaults -> task family -> task -> scale -> --preset -> --set)"
     )
-    for column in ("name", "kind", "sets", "what and source"):
+    for column in ("agent", "name", "kind", "sets", "what and source"):
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*(escape(cell) for cell in row))

@@ -20,15 +20,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from fidec.agents import agent_names
-from fidec.agents.config import ACTION_MODES, AgentConfig
+from fidec.agents import ACTION_MODES, AgentConfig, agent_names, default_config, get_spec
 from fidec.config import (
     ConfigError,
     all_keys,
     apply_overrides,
     check_finite_fields,
     field_descriptions,
+    flatten,
     format_value,
+    from_dict,
     type_name,
 )
 from fidec.presets import preset_names, resolve_agent_config
@@ -75,14 +76,14 @@ SCALES: dict[str, ScalePreset] = {
         name="cpu",
         description=(
             "the built-in main job on 2 CPU cores (README: measured time and score): 2 x 256 networks, "
-            "batch 128, 20k steps, evaluation every 5k steps over 20 episodes, 100 generated episodes "
-            "(100k transitions) for generated OGBench datasets"
+            "batch 128, 20k steps, evaluation every 2k steps over 20 episodes (the last three at 80-100% of "
+            "training), 100 generated episodes (100k transitions) for generated OGBench datasets"
         ),
         overrides={
             "dataset_episodes": 100,
             "steps": 20_000,
             "log_interval": 1_000,
-            "eval_interval": 5_000,
+            "eval_interval": 2_000,
             "save_interval": 5_000,
             "eval_episodes": 20,
             "replay_capacity": 1_000_000,
@@ -96,8 +97,9 @@ SCALES: dict[str, ScalePreset] = {
     "paper": ScalePreset(
         name="paper",
         description=(
-            "the paper's protocol: 4 x 512 networks, batch 256, 1M steps, eval every 100k steps over "
-            "50 episodes, log every 5k, replay buffer 2M, official dataset sizes"
+            "the paper's protocol: each agent's own networks (4 x 512, batch 256; IQL 4 x 256 on state "
+            "manipulation tasks), 1M steps, eval every 100k steps over 50 episodes, log every 5k, replay "
+            "buffer 2M, official dataset sizes"
         ),
         overrides={
             "dataset_episodes": None,
@@ -108,7 +110,6 @@ SCALES: dict[str, ScalePreset] = {
             "eval_episodes": 50,
             "replay_capacity": 2_000_000,
         },
-        agent_presets=("paper-networks",),
     ),
 }
 
@@ -133,11 +134,11 @@ class TrainConfig:
     """Everything a run needs; saved as ``config.json`` in the run directory.
 
     Attributes:
-        agent_name: "fd", "iso", "fql" or "bcflow".
+        agent_name: the agent (``fidec agents`` lists them).
         env: task name (OGBench single-task or D4RL), e.g. cube-single-play-singletask-task1-v0.
         agent: the agent's hyperparameters (already resolved with the task and named presets).
         scale: the scale preset the run was built from (recorded; see ``SCALES``).
-        presets: named agent presets applied (recorded; see :data:`fidec.presets.NAMED_PRESETS`).
+        presets: named agent presets applied (recorded; ``fidec presets`` lists them).
         dataset: path to a dataset file (overrides the task's default location).
         dataset_dir: folder holding official dataset files.
         generate_dataset: generate an OGBench manipulation dataset locally when it is missing (cached).
@@ -189,7 +190,7 @@ class TrainConfig:
     save_interval: int = field(default_factory=lambda: _main_job("save_interval"))
     keep_checkpoints: int = 3
     eval_episodes: int = field(default_factory=lambda: _main_job("eval_episodes"))
-    eval_action_mode: Literal["onestep", "best_of_n", "iterative"] | None = None
+    eval_action_mode: str | None = None
     eval_num_envs: int | None = None
     replay_capacity: int = field(default_factory=lambda: _main_job("replay_capacity"))
     run_dir: str | None = None
@@ -220,6 +221,12 @@ class TrainConfig:
             (
                 self.eval_action_mode is None or self.eval_action_mode in ACTION_MODES,
                 f"eval_action_mode must be one of {ACTION_MODES} (or none), got {self.eval_action_mode!r}",
+            ),
+            (
+                self.agent_name not in agent_names()
+                or isinstance(self.agent, get_spec(self.agent_name).config),
+                f"agent {self.agent_name!r} takes a {_config_name(self.agent_name)}, got a "
+                f"{type(self.agent).__name__}: resolve it with make_train_config",
             ),
             (self.eval_num_envs is None or self.eval_num_envs >= 1, "eval_num_envs must be >= 1 or none"),
             (self.replay_capacity >= 1, f"replay_capacity must be >= 1, got {self.replay_capacity}"),
@@ -254,8 +261,36 @@ class TrainConfig:
         return self.eval_action_mode or self.agent.action_mode
 
 
+def _config_name(agent: str) -> str:
+    return get_spec(agent).config.__name__ if agent in agent_names() else "?"
+
+
+def train_config_from_dict(data: Any) -> TrainConfig:
+    """A :class:`TrainConfig` from a plain table (``config.json``): the ``agent`` section is read as the config
+    of ``agent_name``'s own class (its defaults, then the keys given)."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"expected a table of run settings, got {data!r}")
+    name = data.get("agent_name", DEFAULT_AGENT)
+    if name not in agent_names():
+        raise ConfigError(f"unknown agent {name!r}; available agents: {', '.join(agent_names())}")
+    agent_table = data.get("agent", {})
+    if not isinstance(agent_table, Mapping):
+        raise ConfigError(f"config key 'agent': expected a table of the agent's keys, got {agent_table!r}")
+    agent = apply_overrides(default_config(name), flatten(agent_table), "agent.")
+    rest = {k: v for k, v in data.items() if k not in ("agent", "agent_name")}
+    return dataclasses.replace(from_dict(TrainConfig, rest), agent_name=name, agent=agent)
+
+
 def check_consistency(config: TrainConfig) -> TrainConfig:
     """Checks that involve several fields (single fields are checked on construction)."""
+    modes = get_spec(config.agent_name).modes
+    if config.action_mode not in modes:
+        raise ConfigError(
+            f"agent {config.agent_name!r} acts with the modes {list(modes)}, not {config.action_mode!r}: "
+            "set eval_action_mode (or agent.action_mode) to one of them"
+        )
+    if config.online_steps and get_spec(config.agent_name).online_mode is None:
+        raise ConfigError(f"agent {config.agent_name!r} cannot run an online phase; set online_steps to 0")
     if config.total_steps == 0:
         raise ConfigError("steps + online_steps is 0: nothing to train. Set --steps or --online-steps.")
     for name in ("eval_interval", "save_interval"):

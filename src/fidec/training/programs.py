@@ -25,7 +25,9 @@ class Programs:
         self.agent = agent
         self.seed_map = seed_map
         self.update_fn = agent.update_fn
-        self.act_fn = agent.sample_actions_fn("onestep")  # the online behaviour policy
+        # The online behaviour policy: the agent's exploration action (its reference code's).
+        self.act_fn = agent.sample_actions_fn(agent.spec.online_mode) if agent.spec.online_mode else None
+        self.extra_keys = tuple(k for k in agent.spec.batch_keys if k == "next_actions")
         self.batch_size = agent.config.batch_size
         self._offline: dict[int, Callable] = {}
         self._names: tuple[str, ...] | None = None
@@ -35,7 +37,9 @@ class Programs:
 
     def metric_names(self, data) -> tuple[str, ...]:
         if self._names is None:
-            example = jax.eval_shape(lambda: sample_batch(data, jax.random.PRNGKey(0), self.batch_size))
+            example = jax.eval_shape(
+                lambda: sample_batch(data, jax.random.PRNGKey(0), self.batch_size, self.extra_keys)
+            )
             state = jax.eval_shape(lambda: blocks.new_train_state(self.agent.init, 0))
             self._names = tuple(blocks.metric_names(self.update_fn, state, example))
         return self._names
@@ -49,15 +53,23 @@ class Programs:
                 self.batch_size,
                 num_steps,
                 names=self.metric_names(data),
+                extra_keys=self.extra_keys,
             )
             self._offline[num_steps] = self.seed_map.jit(fn, per_seed=(True, False, False))
         return self._offline[num_steps]
+
+    def _act_fn(self) -> Callable:
+        if self.act_fn is None:
+            raise ValueError(
+                f"agent {self.agent.name!r} has no online action mode (it cannot run an online phase)"
+            )
+        return self.act_fn
 
     def online_step(self) -> Callable:
         """(states, accumulators, data, transitions, next observations, step) -> (states, accumulators, actions)."""
         if self._online is None:
             self._online = self.seed_map.jit(
-                partial(blocks.online_step, self.update_fn, self.act_fn, self.batch_size),
+                partial(blocks.online_step, self.update_fn, self._act_fn(), self.batch_size, self.extra_keys),
                 per_seed=(True, True, False, True, True, False),
                 donate_argnums=(0, 1),
             )
@@ -70,7 +82,9 @@ class Programs:
 
     def first_action(self) -> Callable:
         if self._first is None:
-            self._first = self.seed_map.jit(partial(blocks.first_action, self.act_fn), per_seed=(True, True))
+            self._first = self.seed_map.jit(
+                partial(blocks.first_action, self._act_fn()), per_seed=(True, True)
+            )
         return self._first
 
 

@@ -64,21 +64,32 @@ def insert(buffer: ReplayBuffer, transition: Mapping[str, jax.Array]) -> ReplayB
 
 
 def sample(
-    dataset: Mapping[str, jax.Array], buffer: ReplayBuffer, key: jax.Array, batch_size: int
+    dataset: Mapping[str, jax.Array],
+    buffer: ReplayBuffer,
+    key: jax.Array,
+    batch_size: int,
+    extra_keys: tuple[str, ...] = (),
 ) -> dict[str, jax.Array]:
-    """Uniform minibatch over the N dataset rows and the ``size`` online rows (jittable, pure in the key)."""
+    """Uniform minibatch over the N dataset rows and the ``size`` online rows (jittable, pure in the key).
+
+    ``extra_keys`` may ask for ``next_actions``: the actions of the next row of the whole buffer (dataset rows
+    then online rows, as the FQL code's replay buffer lays them out), the last row's own at the end.
+    """
     num_dataset = dataset["rewards"].shape[0]
     index = jax.random.randint(key, (batch_size,), 0, num_dataset + buffer.size)
-    from_dataset = index < num_dataset
-    dataset_index = jnp.minimum(index, num_dataset - 1)
-    online_index = jnp.clip(index - num_dataset, 0, buffer.data["rewards"].shape[0] - 1)
-    batch = {}
-    for k, rows in buffer.data.items():
-        a = jnp.take(dataset[k], dataset_index, axis=0)
-        b = jnp.take(rows, online_index, axis=0)
-        mask = from_dataset.reshape((batch_size,) + (1,) * (a.ndim - 1))
-        batch[k] = jnp.where(mask, a, b)
+    batch = {k: _gather(dataset[k], rows, index, num_dataset) for k, rows in buffer.data.items()}
+    if "next_actions" in extra_keys:
+        following = jnp.minimum(index + 1, num_dataset + buffer.size - 1)
+        batch["next_actions"] = _gather(dataset["actions"], buffer.data["actions"], following, num_dataset)
     return batch
+
+
+def _gather(dataset_rows: jax.Array, online_rows: jax.Array, index: jax.Array, num_dataset) -> jax.Array:
+    """Rows ``index`` of [dataset rows; online rows]."""
+    from_dataset = index < num_dataset
+    a = jnp.take(dataset_rows, jnp.minimum(index, num_dataset - 1), axis=0)
+    b = jnp.take(online_rows, jnp.clip(index - num_dataset, 0, online_rows.shape[0] - 1), axis=0)
+    return jnp.where(from_dataset.reshape(index.shape + (1,) * (a.ndim - 1)), a, b)
 
 
 def filled_rows(buffer: ReplayBuffer, size: int) -> dict[str, jax.Array]:

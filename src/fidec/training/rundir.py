@@ -36,7 +36,7 @@ import jax.numpy as jnp
 
 from fidec import __version__
 from fidec.agents import Agent, AgentState
-from fidec.config import from_dict, to_dict
+from fidec.config import to_dict
 from fidec.errors import UserError
 from fidec.files import (
     DirectoryExistsError,
@@ -47,7 +47,7 @@ from fidec.files import (
 )
 from fidec.training import checkpoint as ckpt
 from fidec.training.blocks import state_template
-from fidec.training.config import TrainConfig
+from fidec.training.config import TrainConfig, train_config_from_dict
 from fidec.training.metrics import MetricsTable, read_rows
 from fidec.training.programs import cached_agent
 
@@ -232,7 +232,7 @@ class RunDir:
     def read_config(self) -> tuple[TrainConfig, dict[str, Any]]:
         """(TrainConfig, full record), with ``run_dir`` set to where the run is now."""
         record = self.read_record()
-        config = from_dict(TrainConfig, record["config"])
+        config = train_config_from_dict(record["config"])
         return replace(config, run_dir=str(self.root)), record
 
     def update_record(self, **extra: Any) -> None:

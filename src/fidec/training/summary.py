@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from fidec.agents import get_spec
 from fidec.stats import mean_std
 from fidec.training.config import TrainConfig
 
@@ -133,7 +134,7 @@ def closing_message(summary: Mapping[str, Any], run: Any) -> str:
     newest = run.checkpoints()[-1][1] if run.checkpoints() else run.checkpoints_dir
     agent, env = summary["agent"], summary["env"]
     nexts = [f"evaluate it longer with `fidec eval {run.root} --episodes 50`"]
-    if agent in ("fd", "iso"):
+    if get_spec(agent).has_residual:
         nexts.append(f"check the KL approximation with `fidec diagnose kl --run-dir {run.root}`")
     longer = f"fidec train --agent {agent} --env {env} --steps {2 * int(summary['steps'])}"
     nexts.append(f"train longer on three seeds with `{longer} --seeds 0,1,2` (docs/results.md)")
