@@ -152,6 +152,10 @@ def test_bad_observations_are_refused(bcflow_run):
     _refused(r"shape \(\)", lambda: policy(1.0))
     _refused(r"array of numbers", lambda: policy(np.array([["a", "b", "c", "d"]])))
     _refused(r"array of numbers", lambda: policy([[1.0, 2.0], [3.0]]))
+    _refused(
+        r"dict \(keys achieved_goal, observation\).*flatten_observation",
+        lambda: policy(dict(achieved_goal=OBS[0, :2], observation=OBS[0, 2:])),
+    )
     bad = OBS.copy()
     bad[2, 1], bad[4, 0] = np.nan, np.inf
     _refused(r"NaN or inf \(row 2, 4 of 6\)", lambda: policy(bad))

@@ -72,7 +72,8 @@ def train(
 def load_run(run_dir: str | os.PathLike, step: int | None = None) -> LoadedRun:
     """A saved run: its config, agent and one agent state per seed from checkpoint ``step`` (default: the
     newest that verifies).  Unknown folders and missing steps raise a :class:`~fidec.errors.UserError`
-    naming what exists."""
+    naming what exists.  Reading takes no lock: a run still training can be loaded (its checkpoints are
+    written atomically)."""
     return RunDir.open(run_dir).load(step)
 
 
@@ -102,15 +103,9 @@ def load_policy(
     those there are), a seed the run did not train, a mode the agent does not have.
     """
     run = load_run(run_dir, step)
-    index = _seed_index(run, seed)
+    state = run.states[_seed_index(run, seed)]
     chosen = mode or run.config.action_mode
-    if chosen not in run.agent.modes:
-        raise UserError(
-            f"agent {run.agent.name!r} has the action modes {', '.join(run.agent.modes)}, not {chosen!r}"
-        )
-    return Policy(
-        run.agent, run.states[index], chosen, noise_seed=noise_seed, source=(Path(run_dir), run.step, seed)
-    )
+    return Policy(run.agent, state, chosen, noise_seed=noise_seed, source=(Path(run_dir), run.step, seed))
 
 
 def _as_key(key: jax.Array | int) -> jax.Array:
@@ -190,6 +185,12 @@ class Policy:
 
     def _check(self, observations: Any) -> tuple[np.ndarray, bool]:
         """(float32 batch, whether one unbatched observation was given); refuses what cannot be acted on."""
+        if isinstance(observations, Mapping):
+            raise PolicyInputError(
+                f"observations are a dict (keys {', '.join(map(str, observations))}); the policy takes arrays: "
+                "flatten them as fidec does with fidec.envs.observations.flatten_observation (fidec.envs.make_env "
+                "environments already do)"
+            )
         try:
             array = np.asarray(observations)
             batch = array.astype(np.float32)
