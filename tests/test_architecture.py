@@ -16,11 +16,12 @@ PACKAGE = SRC / "fidec"
 
 # Lowest first.  A unit (top-level module or subpackage of fidec) imports only units of lower layers.
 LAYERS: list[tuple[str, ...]] = [
-    ("errors",),
+    # the package root is imported before any fidec module, so it sits at the bottom and imports none;
+    # its public names reach their modules lazily (see test_only_the_package_root_loads_modules_by_name)
+    ("errors", "__init__"),
     ("files", "stats", "formatting", "config"),
     ("flows", "networks", "encoders", "augment"),
     ("fisher",),
-    ("__init__",),  # the package root (its public API: flows, fisher, networks)
     ("agents", "envs"),
     ("data",),
     ("presets",),
@@ -41,13 +42,38 @@ def unit_of(module: str) -> str:
     return parts[1] if len(parts) > 1 else "__init__"
 
 
+def is_type_checking_block(node: ast.AST) -> bool:
+    """``if TYPE_CHECKING:`` (or ``typing.TYPE_CHECKING``): imports that only type checkers run."""
+    if not isinstance(node, ast.If):
+        return False
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def type_only_imports(path: Path) -> list[str]:
+    """Lines of the file's ``if TYPE_CHECKING:`` blocks that import fidec modules (never run)."""
+    tree = ast.parse(path.read_text())
+    return [
+        ast.unparse(child)
+        for node in ast.walk(tree)
+        if is_type_checking_block(node)
+        for child in ast.walk(node)
+        if isinstance(child, ast.Import | ast.ImportFrom) and "fidec" in ast.unparse(child)
+    ]
+
+
 def imports(path: Path) -> list[tuple[str, bool]]:
-    """(imported fidec module, inside a function?) for every import in the file."""
+    """(imported fidec module, inside a function?) for every import in the file that runs (imports
+    under ``if TYPE_CHECKING:`` are for type checkers only: see :func:`type_only_imports`)."""
     tree = ast.parse(path.read_text())
     found: list[tuple[str, bool]] = []
 
     def visit(node: ast.AST, in_function: bool) -> None:
         for child in ast.iter_child_nodes(node):
+            if is_type_checking_block(child):
+                continue
             nested = in_function or isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda)
             if isinstance(child, ast.Import):
                 found.extend((a.name, in_function) for a in child.names if a.name.split(".")[0] == "fidec")
@@ -120,3 +146,24 @@ def test_no_fidec_module_is_imported_inside_a_function():
         if in_function
     ]
     assert not local, "function-local imports of fidec modules:\n" + "\n".join(sorted(local))
+
+
+def test_only_the_package_root_loads_modules_by_name():
+    """The root's lazy index is the one place a fidec module is loaded on demand (``importlib`` by name)
+    or imported for type checkers only; everywhere else imports are plain, at the top, down the layers."""
+    root = PACKAGE / "__init__.py"
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        if path == root:
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and ast.unparse(node.func).endswith(
+                ("import_module", "__import__")
+            ):
+                found.append(f"{module_name(path)}: {ast.unparse(node)}")
+        found.extend(f"{module_name(path)}: {line} (type-only)" for line in type_only_imports(path))
+    assert not found, (
+        "modules loaded by name or for type checkers only outside the package root:\n"
+        + "\n".join(sorted(found))
+    )

@@ -12,7 +12,8 @@ their schedule), ``snapshot`` (what a checkpoint holds), ``blocks`` (fused jitte
 replay buffer), ``online`` (environment stepping), ``checkpoint`` (atomic, verified checkpoint files),
 ``metrics`` (the JSONL/CSV tables), ``logging`` (text log, optional loggers, progress), ``finite`` (NaN
 checks), ``evaluation`` (policies, ``evaluate_run``), ``summary``, ``plots``, ``commands`` (the
-``fidec train`` / ``fidec eval`` CLI).
+``fidec train`` / ``fidec eval`` CLI), ``api`` (the Python API the package root re-exports:
+``fidec.train``, ``fidec.load_run``, ``fidec.load_policy``, ``fidec.Policy``).
 """
 
 from fidec.training.config import SCALES, ScalePreset, TrainConfig, make_train_config
