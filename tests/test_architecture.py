@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("agents", "envs"),
     ("data",),
     ("presets",),
-    ("training",),
+    ("training", "parity"),
     ("sweeps", "reports", "diagnostics", "bench"),
     ("cli",),
 ]

@@ -13,6 +13,7 @@ from fidec.data.commands import app as data_app
 from fidec.diagnostics.commands import app as diagnose_app
 from fidec.diagnostics.commands import demo_command
 from fidec.diagnostics.flow_fit import fisher_check
+from fidec.parity.commands import parity_command
 from fidec.reports.commands import report_command
 from fidec.sweeps.commands import sweep_command
 from fidec.training.commands import TRAIN_EPILOG, eval_command, presets_command, train_command
@@ -69,6 +70,7 @@ app.command("presets")(presets_command)
 app.command("sweep")(sweep_command)
 app.command("report")(report_command)
 app.command("bench")(bench_command)
+app.command("parity")(parity_command)
 app.add_typer(diagnose_app, name="diagnose")
 app.command("demo")(demo_command)
 

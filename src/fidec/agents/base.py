@@ -197,13 +197,14 @@ class ReferenceAction:
 
 @dataclass(frozen=True)
 class ReferenceCase:
-    """One setting at which both codes run: fidec's presets for ``env`` plus ``presets``, and the reference's
-    own defaults plus ``flags`` (its config keys as its script passes them)."""
+    """One setting at which both codes run: fidec's presets for ``env`` plus ``presets`` (and ``overrides``),
+    and the reference's own defaults plus ``flags`` (its config keys as its script passes them)."""
 
     env: str
     presets: tuple[str, ...]
     flags: Mapping[str, Any]
     source: str
+    overrides: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

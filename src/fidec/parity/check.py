@@ -131,16 +131,20 @@ def dotted(config: Any, key: str) -> Any:
     return config
 
 
-def case_configs(agent: str, case: str, scale: Scale, code: ReferenceCode) -> tuple[Any, Any, list[dict]]:
+def case_configs(
+    agent: str, case: str, scale: Scale, code: ReferenceCode, reference: Reference | None = None
+) -> tuple[Any, Any, list[dict]]:
     """(fidec config, reference config, settings compared) for a case at a scale."""
-    reference = _reference(agent)
+    reference = reference or _reference(agent)
     spec = reference.cases[case]
     sizes = {
         "network.actor_hidden": scale.hidden,
         "network.critic_hidden": scale.hidden,
         "batch_size": scale.batch_size,
     }
-    config = resolve_agent_config(agent, spec.env, presets=spec.presets, overrides=sizes)
+    config = resolve_agent_config(
+        agent, spec.env, presets=spec.presets, overrides={**spec.overrides, **sizes}
+    )
     ref_config = code.config()
     flags = {
         **dict(spec.flags),
@@ -367,11 +371,13 @@ def run_case(
     action_dim: int = 5,
     num_states: int = 8,
     log: Callable[[str], None] = lambda line: None,
+    reference: Reference | None = None,
 ) -> dict[str, Any]:
-    """Compare fidec's agent with its reference on one case at one scale (see the module docstring)."""
-    reference = _reference(agent_name)
+    """Compare fidec's agent with its reference on one case at one scale (see the module docstring);
+    ``reference`` replaces the agent's declared one (tests)."""
+    reference = reference or _reference(agent_name)
     dtype = jnp.float64 if jax.config.read("jax_enable_x64") else jnp.float32
-    config, ref_config, compared = case_configs(agent_name, case, scale, code)
+    config, ref_config, compared = case_configs(agent_name, case, scale, code, reference)
     result: dict[str, Any] = {
         "agent": agent_name,
         "case": case,
@@ -412,11 +418,13 @@ def run_case(
 
     per_step = Comparison()
     at: dict[str, Comparison] = {"first": Comparison(), "last": Comparison()}
-    checkpoints = {1: "first", updates: "last"}
+    checkpoints: dict[int, list[str]] = {}
+    for step, name in ((1, "first"), (updates, "last")):
+        checkpoints.setdefault(step, []).append(name)
     for i, batch in enumerate(batches, start=1):
         kwargs = dict(reference.update_kwargs(config, i))
-        point = checkpoints.get(i)
-        if point is not None:
+        points = checkpoints.get(i, [])
+        if points:
             rng = jax.random.split(ref_agent.rng)[1]  # the key the reference's update hands to total_loss
             with recorder.listen() as grad_draws:
                 ref_grads = jax.grad(
@@ -425,19 +433,24 @@ def run_case(
         with recorder.listen() as recorded:
             ref_agent, ref_info = ref_agent.update(batch, **kwargs)
         draws = assign_draws(recorded, reference.update_draws(config), wanted, f"update {i}")
-        if point is not None:
+        if points:
             if [d.value.tobytes() for d in grad_draws] != [d.value.tobytes() for d in recorded]:
                 raise ParityError("the reference's total_loss drew other numbers than its update")
             grads, _ = gradients(state, batch, draws)
-            compare_gradients(at[point], grads, ref_grads, pairs, "")
+            for point in points:
+                compare_gradients(at[point], grads, ref_grads, pairs, "")
         state, info = update(state, batch, draws)
         compare_metrics(per_step, info, ref_info, reference.metrics)
-        if point is not None:
+        for point in points:
             compare_metrics(at[point], info, ref_info, reference.metrics)
             compare_state(at[point], state, ref_agent.network, pairs, "")
+        if points:
+            actions = Comparison()
             compare_actions(
-                at[point], agent, state, ref_agent, pairs, reference, batch, num_states, recorder, dtype
+                actions, agent, state, ref_agent, pairs, reference, batch, num_states, recorder, dtype
             )
+            for point in points:
+                at[point].quantities.update(actions.quantities)
         if i % 25 == 0:
             log(f"    {agent_name} {case} {scale.name} {result['precision']}: update {i}/{updates}")
     result["first_update"] = at["first"].as_dict()

@@ -1,0 +1,194 @@
+"""The update-level parity check against a stand-in reference written by the test (tests/parity/standin.py):
+the tree mapping covers both trees, draws are recorded in order and replayed, the unchanged stand-in agrees
+to float64 rounding, and a stand-in changed by one line is caught."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from fidec.agents import fql
+from fidec.agents.base import Draw, ReferenceCase
+from fidec.agents import make_agent
+from fidec.parity.check import ParityError, Scale, assign_draws, case_configs, fidec_tree, run_case
+from fidec.parity.load import ReferenceError, load_reference
+from fidec.parity.record import RecordedDraw, recording
+from fidec.parity.trees import MappingError, flatten, map_leaves
+from reference_standin import write_standin
+
+TINY = Scale("tiny", (16, 16), 8)
+TESTS = Path(__file__).resolve().parents[1]
+
+
+def standin_reference(normalize: bool = False):
+    """FQL's declared reference with one small case (normalisation on when asked, on both sides)."""
+    case = ReferenceCase(
+        fql.CUBE,
+        ("official",),
+        {"alpha": 3.0, "normalize_q_loss": normalize},
+        "test",
+        overrides={"normalize_q_loss": normalize, "alpha": 3.0},
+    )
+    return dataclasses.replace(fql.REFERENCE, cases={"case": case})
+
+
+def test_the_declared_mapping_covers_every_leaf_of_both_trees(tmp_path):
+    """fql's declared mapping against the stand-in's real parameter tree: every leaf paired once, shapes equal."""
+    code = load_reference(write_standin(tmp_path), fql.REFERENCE)
+    fidec_config, ref_config, _ = case_configs("fql", "case", TINY, code, standin_reference())
+    ref_agent = code.create(0, np.zeros((1, 28), np.float32), np.zeros((1, 5), np.float32), ref_config)
+    agent = make_agent("fql", fidec_config, 28, 5)
+    ours, theirs = fidec_tree(agent.init(jax.random.PRNGKey(0))), flatten(ref_agent.network.params)
+    pairs = map_leaves(theirs, ours, fql.REFERENCE.params)
+    assert sorted(b for _, b in pairs) == sorted(ours)
+    assert sorted(a for a, _ in pairs) == sorted(theirs)
+    assert {b.split("/")[1] for _, b in pairs} == {"flow", "critic", "onestep"}
+    assert any(b.startswith("target_params/critic/") for _, b in pairs)
+
+
+def test_map_leaves_names_what_is_left_out_matched_twice_or_misshapen():
+    ours = {"params/a/w": np.zeros((2, 3)), "params/b/w": np.zeros(4), "params/log_alpha": np.zeros(())}
+    theirs = {"ra/w": np.zeros((2, 3)), "rb/w": np.zeros(4), "alpha/value": np.zeros(1)}
+    rules = (("ra", "params/a"), ("rb", "params/b"), ("alpha/value", "params/log_alpha"))
+    assert len(map_leaves(theirs, ours, rules)) == 3  # (1,) against () is the same leaf
+    with pytest.raises(MappingError, match=r"fidec leaves without a reference counterpart: \['params/b/w'\]"):
+        map_leaves({k: v for k, v in theirs.items() if k != "rb/w"}, ours, rules)
+    with pytest.raises(MappingError, match="reference leaves without a fidec counterpart"):
+        map_leaves({**theirs, "extra/w": np.zeros(1)}, ours, rules)
+    with pytest.raises(MappingError, match="differ in shape"):
+        map_leaves({**theirs, "rb/w": np.zeros(5)}, ours, rules)
+
+
+def test_the_recorder_sees_every_draw_in_program_order_under_jit_and_grad():
+    def loss(p, key):
+        k1, k2, k3 = jax.random.split(key, 3)
+        a = jax.random.normal(k1, (3,))
+        t = jax.random.uniform(k2, (2, 1), minval=0.85, maxval=0.9)
+        b = jax.random.normal(k3, (3,))
+        return jnp.sum(p * a) + jnp.sum(t) + jnp.sum(p * b)
+
+    with recording() as recorder:
+        step = jax.jit(jax.grad(loss))
+        with recorder.listen() as draws:
+            step(jnp.ones(3), jax.random.PRNGKey(0))
+        with recorder.listen() as again:
+            step(jnp.ones(3), jax.random.PRNGKey(1))  # the compiled program reports its draws every time
+    assert [(d.kind, d.shape) for d in draws] == [("normal", (3,)), ("uniform", (2, 1)), ("normal", (3,))]
+    assert draws[1].low == pytest.approx(0.85) and draws[1].high == pytest.approx(0.9)
+    assert np.all((draws[1].value >= 0.85) & (draws[1].value < 0.9))
+    expected = jax.random.normal(jax.random.split(jax.random.PRNGKey(0), 3)[0], (3,))
+    np.testing.assert_array_equal(draws[0].value, expected)
+    assert not np.array_equal(again[0].value, draws[0].value)
+    assert jax.random.normal is not None and "record" not in repr(jax.random.normal)
+
+
+def test_recorded_draws_replace_fidecs_by_name_shape_and_distribution():
+    wanted = {"x0": Draw((2, 3)), "t": Draw((2, 3, 1), "uniform", 0.85, 0.9)}
+    recorded = [
+        RecordedDraw("normal", (6, 3), 0.0, 1.0, np.arange(18.0).reshape(6, 3)),
+        RecordedDraw("normal", (2, 3), 0.0, 1.0, np.ones((2, 3))),
+        RecordedDraw("uniform", (6, 1), 0.85, 0.9, np.full((6, 1), 0.87)),
+    ]
+    draws = assign_draws(recorded[1:], ["x0", "t"], wanted, "test")
+    assert draws["t"].shape == (2, 3, 1)
+    with pytest.raises(ParityError, match="made 3 random draws"):
+        assign_draws(recorded, ["x0", "t"], wanted, "test")
+    with pytest.raises(ParityError, match="uniform"):
+        assign_draws(recorded[1:], ["t", "x0"], wanted, "test")
+    wrong_range = [recorded[1], dataclasses.replace(recorded[2], low=0.8)]
+    with pytest.raises(ParityError, match=r"uniform\[0.8"):
+        assign_draws(wrong_range, ["x0", "t"], wanted, "test")
+    with pytest.raises(ParityError, match=r"needs the draws \['t'\]"):
+        assign_draws(recorded[1:2], ["x0"], wanted, "test")
+
+
+def test_a_setting_the_two_codes_disagree_on_is_reported_before_anything_runs(tmp_path):
+    code = load_reference(write_standin(tmp_path), fql.REFERENCE)
+    reference = standin_reference()
+    case = dataclasses.replace(
+        reference.cases["case"], flags={"alpha": 30.0}
+    )  # the reference gets another alpha
+    reference = dataclasses.replace(reference, cases={"case": case})
+    with recording() as recorder:
+        result = run_case("fql", "case", TINY, code, recorder, updates=1, reference=reference)
+    assert result["status"] == "settings differ"
+    assert result["failures"] == ["alpha"]
+
+
+def test_loading_a_folder_that_is_not_a_checkout_says_what_to_do(tmp_path):
+    with pytest.raises(
+        ReferenceError, match=r"no agents/fql.py there.*git clone https://github.com/seohongpark/fql"
+    ):
+        load_reference(tmp_path, fql.REFERENCE)
+    (tmp_path / "agents").mkdir()
+    (tmp_path / "agents" / "fql.py").write_text("def get_config():\n    return {}\n")
+    with pytest.raises(ReferenceError, match="has no get_config\\(\\) and FQLAgent"):
+        load_reference(tmp_path, fql.REFERENCE)
+
+
+DRIVER = textwrap.dedent(
+    """
+    import json, sys
+    sys.path.insert(0, sys.argv[2])
+    from fidec.parity.check import Scale, run_case
+    from fidec.parity.load import load_reference
+    from fidec.parity.record import recording
+    from fidec.agents import fql
+    from test_check import standin_reference
+    out = {}
+    with recording() as recorder:
+        for name, folder, normalize in json.loads(sys.argv[1]):
+            code = load_reference(folder, fql.REFERENCE)
+            result = run_case("fql", "case", Scale("tiny", (16, 16), 8), code, recorder, updates=3,
+                              reference=standin_reference(normalize))
+            out[name] = result["failing_at_float64_tolerance"]
+    print(json.dumps(out))
+    """
+)
+
+
+@pytest.mark.slow
+def test_float64_agreement_on_the_standin_and_failure_when_it_differs_by_one_line(tmp_path):
+    """In float64 the unchanged stand-in agrees to 1e-9 everywhere; a post-update target, or a
+    normalize_q_loss the reference ignores, is caught, and in the quantities it changes."""
+    variants = [
+        ("same", str(write_standin(tmp_path / "same")), False),
+        ("same, normalised", str(write_standin(tmp_path / "same-normalised")), True),
+        ("target", str(write_standin(tmp_path / "target", "target")), False),
+        ("normalize", str(write_standin(tmp_path / "normalize", "normalize")), True),
+    ]
+    env = {
+        **os.environ,
+        "JAX_ENABLE_X64": "1",
+        "PYTHONPATH": os.pathsep.join([str(TESTS / "parity"), str(TESTS)]),
+    }
+    process = subprocess.run(
+        [sys.executable, "-c", DRIVER, json.dumps(variants), str(TESTS / "parity")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert process.returncode == 0, process.stderr[-3000:]
+    failing = json.loads(process.stdout.strip().splitlines()[-1])
+    assert failing["same"] == [] and failing["same, normalised"] == []
+    assert any("target critic" in q for q in failing["target"]), failing["target"]
+    assert any("gradient onestep" in q for q in failing["normalize"]), failing["normalize"]
+    assert any("metric actor/q_loss" in q for q in failing["normalize"]), failing["normalize"]
+
+
+def test_fidec_tree_holds_params_and_targets():
+    state = fql.SPEC.init(fql.FQLConfig(), fql.build(fql.FQLConfig(), 2), jax.random.PRNGKey(0), 3, 2)
+    tree = fidec_tree(state)
+    assert any(k.startswith("target_params/critic/") for k in tree)
+    assert set(flatten(state.params)) == {k.removeprefix("params/") for k in tree if k.startswith("params/")}
