@@ -17,9 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fidec.agents import fql
+from fidec.agents import fql, make_agent
 from fidec.agents.base import Draw, ReferenceCase
-from fidec.agents import make_agent
 from fidec.parity.check import ParityError, Scale, assign_draws, case_configs, fidec_tree, run_case
 from fidec.parity.load import ReferenceError, load_reference
 from fidec.parity.record import RecordedDraw, recording
