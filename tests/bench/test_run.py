@@ -195,7 +195,7 @@ def _reference_section(fidec: float, official: float, windows: tuple[list, list]
         "rows": [
             row("fidec fd", fidec, 34.0),
             row("reuse", fidec, 30.0),
-            row("official code", official, 39.0),
+            {**row("official code", official, 39.0), "sample_actions_gflop": 4.5},
         ],
         "speedup": window_ratios(*windows),
         "speedup_reuse_base_sample": window_ratios(*windows),
@@ -217,6 +217,8 @@ def test_headline_compares_fd_with_the_official_code_only_where_measured():
     assert ref["speedup"] == pytest.approx(1.4)  # median of 6 / 4, 5 / 4 and 7 / 5
     assert (ref["speedup_window_min"], ref["speedup_window_max"]) == pytest.approx((1.25, 1.5))
     assert ref["official_updates_per_s"] == 4.0 and ref["official_gflop_per_update"] == 39.0
+    assert ref["fidec_reuse_base_sample_gflop_per_update"] == 30.0
+    assert ref["official_sample_actions_gflop"] == 4.5  # the work of one official sample_actions call
     assert ref["meets_speed_target"] is True
 
     slow = headline({"updates": [_fd_row(5.0, 10.0, roofline)], "matmul": {"roofline_gflop_per_s": roofline}})
@@ -502,7 +504,7 @@ def test_the_gpu_plan_runs_on_the_cpu_at_its_smallest(tmp_path):
 
 @pytest.mark.slow
 def test_the_profile_times_every_stage_of_the_current_fd_update():
-    """The profile calls FD's own stage functions; a change of their signatures must show here."""
+    """The profile calls FD's own functions; a change of their signatures must show here."""
     stages = fd_stages(settings_for("tiny"), log=lambda line: None)
     names = [s["stage"] for s in stages]
     assert names[0].startswith("Euler rollout") and any(n.startswith("loss + gradient") for n in names)
@@ -510,3 +512,7 @@ def test_the_profile_times_every_stage_of_the_current_fd_update():
     # The rollout is the update's largest matmul stage at M = 4 Fisher samples and K = 10 Euler steps.
     rollout, fisher = stages[0], stages[1]
     assert rollout["gflop"] > fisher["gflop"] > 0
+    # The critic's and the actor's loss are the whole gradient: their work adds up to it.
+    by_name = {s["stage"].split(" (")[0].strip(): s for s in stages}
+    critic, actor = by_name["of which: critic loss fwd/bwd"], by_name["of which: actor loss fwd/bwd"]
+    assert critic["gflop"] + actor["gflop"] == pytest.approx(by_name["loss + gradient"]["gflop"])

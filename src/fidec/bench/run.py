@@ -27,7 +27,7 @@ from fidec.bench.reference import ReferenceCode, reference_section
 from fidec.bench.sampling import sampling_rows
 from fidec.bench.scaling import scaling_rows
 from fidec.bench.seeds import seed_rows
-from fidec.bench.settings import PAPER_PRESET, SECTIONS, TARGET_ROOFLINE, TARGET_SPEEDUP, BenchSettings
+from fidec.bench.settings import AGENT, PAPER_PRESET, SECTIONS, TARGET_ROOFLINE, TARGET_SPEEDUP, BenchSettings
 from fidec.bench.update_speed import updates_section
 from fidec.files import write_json_atomic
 from fidec.presets import resolve_agent_config
@@ -66,7 +66,7 @@ RESULT_KEYS = (
 
 def mlp_shapes(settings: BenchSettings) -> list[tuple[int, int, int]]:
     """The Dense-layer products of FD's update at the profile preset: rollout rows and batch rows."""
-    config = resolve_agent_config("fd", presets=[settings.profile_preset])
+    config = resolve_agent_config(settings.agent, presets=[settings.profile_preset])
     width = config.network.actor_hidden[0]
     b, m = config.batch_size, config.fisher.num_samples
     rows = b * (m + (1 if config.fisher.reuse_base_sample else 2))  # a_hat, the M samples, a_hat'
@@ -81,13 +81,11 @@ def headline(result: dict) -> dict | None:
     the updates table's row against the run's best matmul throughput.  The comparison with the official
     code comes from the reference section (timed in turns with it in this run), or is ``None``: not measured.
     """
-    profiled = [
-        r
-        for r in (result.get("profile") or {}).get("variants") or []
-        if r["label"] == "fd (as shipped)" and r["preset"] == PAPER_PRESET
-    ]
+    agent = (result.get("settings") or {}).get("agent", AGENT)
+    variants = (result.get("profile") or {}).get("variants") or []
+    profiled = [r for r in variants[:1] if r["preset"] == PAPER_PRESET]  # the agent as shipped comes first
     rows = profiled + [
-        r for r in result.get("updates") or [] if r["agent"] == "fd" and r["preset"] == PAPER_PRESET
+        r for r in result.get("updates") or [] if r["agent"] == agent and r["preset"] == PAPER_PRESET
     ]
     reference = result.get("reference")
     if not rows and not reference:
@@ -116,16 +114,21 @@ def headline(result: dict) -> dict | None:
     h["reference"] = None
     h["reference_status"] = "measured in this run" if reference else NOT_MEASURED
     if reference:
-        fidec, _, official = reference["rows"]
+        fidec, reuse, official = reference["rows"]
+        speedup, reuse_speedup = reference["speedup"], reference["speedup_reuse_base_sample"]
         h["reference"] = {
             "fidec_updates_per_s": fidec["updates_per_s"],
             "official_updates_per_s": official["updates_per_s"],
             "fidec_gflop_per_update": fidec["gflop_per_update"],
+            "fidec_reuse_base_sample_gflop_per_update": reuse["gflop_per_update"],
             "official_gflop_per_update": official["gflop_per_update"],
-            "speedup": reference["speedup"]["ratio"],
-            "speedup_window_min": reference["speedup"]["window_min"],
-            "speedup_window_max": reference["speedup"]["window_max"],
-            "speedup_reuse_base_sample": reference["speedup_reuse_base_sample"]["ratio"],
+            "official_sample_actions_gflop": official.get("sample_actions_gflop"),
+            "speedup": speedup["ratio"],
+            "speedup_window_min": speedup["window_min"],
+            "speedup_window_max": speedup["window_max"],
+            "speedup_reuse_base_sample": reuse_speedup["ratio"],
+            "speedup_reuse_base_sample_window_min": reuse_speedup["window_min"],
+            "speedup_reuse_base_sample_window_max": reuse_speedup["window_max"],
             "meets_speed_target": reference["meets_target"],
         }
     return h
@@ -161,7 +164,7 @@ def new_result(settings: BenchSettings) -> dict:
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         machine=describe_machine(),
         load_average={"start": load_average(), "end": None},
-        settings=settings.to_dict(),
+        settings=recorded_settings(settings),
         errors={},
         skipped={},
         interrupted=None,
@@ -169,6 +172,13 @@ def new_result(settings: BenchSettings) -> dict:
         cpu_seconds={},
     )
     return result
+
+
+def recorded_settings(settings: BenchSettings) -> dict:
+    """The settings as a result records them: the official checkout by its folder's name, not its path
+    (the agent file's sha256 identifies the code)."""
+    folder = settings.reference_dir
+    return {**settings.to_dict(), "reference_dir": Path(folder).name if folder else None}
 
 
 def run_benchmarks(
