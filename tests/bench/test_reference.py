@@ -18,10 +18,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from benchmark_page import render_page
 from fidec.agents import AgentConfig
 from fidec.bench.commands import bench_command
 from fidec.bench.reference import ReferenceError, load_reference, reference_config
-from fidec.bench.render import render_markdown
 from fidec.bench.run import run_benchmarks
 from fidec.bench.settings import settings_for
 from fidec.errors import EXIT_USER_ERROR
@@ -172,13 +172,13 @@ def test_reference_section_times_the_official_update_in_turns_with_fidecs(refere
 def test_a_run_with_the_reference_reports_the_measured_ratio_and_without_says_not_measured(reference_run):
     result, _ = reference_run
     assert result["headline"]["reference"]["speedup"] == result["reference"]["speedup"]["ratio"]
-    page = render_markdown([{**result, "mode": "quick"}])
+    page = render_page.render_page([{**result, "mode": "quick"}])
     assert "#### FD's update against the official code (same shapes, same settings, timed in turns)" in page
     assert f"**{result['reference']['speedup']['ratio']:.3g}x (" in page  # the ratio, then its window range
     assert "| discount | 0.9 | 0.99 | **no** |" in page
 
     bare = {**result, "reference": None, "headline": None, "settings": {**result["settings"], "sections": []}}
-    assert "Not measured in this run: `fidec bench --reference DIR`" in render_markdown([bare])
+    assert "Not measured in this run: `fidec bench --reference DIR`" in render_page.render_page([bare])
 
 
 @pytest.mark.parametrize(
@@ -229,10 +229,12 @@ def test_the_command_writes_the_comparison_into_an_existing_out_folder(checkout,
     out = tmp_path / "results"
     out.mkdir()
     args = ["--tiny", "--only", "reference", "--reference", str(checkout), "--out", str(out)]
-    docs = ["--docs", str(tmp_path / "bench.md"), "--results-dir", str(out)]
-    outcome = CliRunner().invoke(app, [*args, *docs])
+    outcome = CliRunner().invoke(app, args)
     assert outcome.exit_code == 0, outcome.output
     (written,) = out.iterdir()
     data = json.loads(written.read_text())
     assert data["reference"]["checkout"] == checkout.name  # the folder's name, not a path of this machine
-    assert "#### FD's update against the official code (same shapes" in (tmp_path / "bench.md").read_text()
+    assert (
+        data["reference"]["agent_file"] == "agents/fidec.py"
+        and len(data["reference"]["agent_file_sha256"]) == 64
+    )

@@ -37,30 +37,11 @@ if sys.platform != "win32":  # resource is POSIX-only
 
 SCHEMA_VERSION = 2
 NOT_MEASURED = "not measured: fidec bench --reference DIR times the official FD code against fidec's"
+# A result: what ran where, then one entry per section (SECTIONS, None where it did not run), then how it went.
 RESULT_KEYS = (
-    "schema",
-    "mode",
-    "created",
-    "machine",
-    "load_average",
-    "settings",
-    "matmul",
-    "headline",
-    "updates",
-    "profile",
-    "reference",
-    "fisher",
-    "fused",
-    "seeds",
-    "sampling",
-    "env",
-    "memory",
-    "scaling",
-    "errors",
-    "skipped",
-    "interrupted",
-    "seconds",
-    "cpu_seconds",
+    ("schema", "mode", "created", "machine", "load_average", "settings", "headline")
+    + SECTIONS
+    + ("errors", "skipped", "interrupted", "seconds", "cpu_seconds")
 )
 
 
@@ -279,14 +260,14 @@ def _refresh_fractions(result: dict) -> None:
 RESULT_NAMES = {"gpu": "paper-scale"}
 
 
-def default_result_path(results_dir: str | Path, mode: str, sections: tuple[str, ...] | None = None) -> Path:
-    """``<results_dir>/<backend>-<mode>.json`` (e.g. benchmarks/results/cpu-quick.json; the gpu mode's is
-    ``<backend>-paper-scale.json``); a run of only some sections gets their names appended
-    (cpu-full-matmul-profile.json) so it replaces no full run.  The reference section adds no suffix."""
+def default_result_name(mode: str, sections: tuple[str, ...] | None = None) -> str:
+    """``<backend>-<mode>.json`` (e.g. cpu-quick.json; the gpu mode's is ``<backend>-paper-scale.json``); a
+    run of only some sections gets their names appended (cpu-full-matmul-profile.json) so it replaces no
+    full run.  The reference section adds no suffix."""
     every = set(SECTIONS) - {"reference"}
     named = () if sections is None or set(sections) - {"reference"} == every else sections
     suffix = "".join(f"-{s}" for s in named)
-    return Path(results_dir) / f"{jax.default_backend()}-{RESULT_NAMES.get(mode, mode)}{suffix}.json"
+    return f"{jax.default_backend()}-{RESULT_NAMES.get(mode, mode)}{suffix}.json"
 
 
 def write_result(result: dict, path: str | Path) -> Path:
