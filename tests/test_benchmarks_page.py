@@ -8,7 +8,8 @@ import json
 import pytest
 
 from benchmark_page import ROOT, render_page
-from fidec.bench import RESULT_KEYS, SECTIONS
+from fidec.bench import RESULT_KEYS, SECTIONS, headline
+from fidec.formatting import format_number, format_percent
 
 RESULTS = sorted((ROOT / "benchmarks" / "results").glob("*.json"))
 
@@ -158,3 +159,36 @@ def test_the_work_against_the_official_code_is_compared_with_the_speed_ups_measu
         "are not within the window ranges" in page
         and "1.05x** fidec / official (single windows 1.02x to 1.1x);" in page
     )
+
+
+def test_the_readmes_speed_section_quotes_the_committed_quick_result():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Speed\n") :]
+    section = section[: section.index("\n## ")]
+    result = json.loads((ROOT / "benchmarks" / "results" / "cpu-quick.json").read_text())
+    h = headline(result)
+    ref, fisher = h["reference"], result["fisher"]["speed"]
+    fidec, official = ref["fidec_gflop_per_update"], ref["official_gflop_per_update"]
+    reuse, sample = ref["fidec_reuse_base_sample_gflop_per_update"], ref["official_sample_actions_gflop"]
+    times, number = render_page.times, format_number
+    quoted = {
+        "load average at the start": number(result["load_average"]["start"][0]),
+        "load average at the end": number(result["load_average"]["end"][0]),
+        "fidec's work": f"{number(fidec)} GFLOP",
+        "the official work": f"official code's {number(official)}",
+        "the roofline fraction": f"runs at {format_percent(h['roofline_fraction'])} of the matmul throughput",
+        "the speed-up": f"fidec does {times(ref['speedup'])} the official code's",
+        "its windows": f"from {times(ref['speedup_window_min'])} to {times(ref['speedup_window_max'])}",
+        "the work ratio": f"{number(official)} / {number(fidec)} = {times(official / fidec)}",
+        "the speed-up with reuse": f"{times(ref['speedup_reuse_base_sample'])} (windows "
+        f"{times(ref['speedup_reuse_base_sample_window_min'])} to "
+        f"{times(ref['speedup_reuse_base_sample_window_max'])}",
+        "the work ratio with reuse": f"{number(official)} / {number(reuse)} = {times(official / reuse)}",
+        "the logged sample's work": f"{number(sample)} GFLOP ({format_percent(sample / official, 1)} of its update",
+        "the dataset estimator": f"{number(fisher['dataset_gflop_per_update'])} GFLOP; "
+        f"{times(fisher['speedup'])} the updates/s",
+    }
+    missing = {what: text for what, text in quoted.items() if text not in " ".join(section.split())}
+    assert not missing, f"README's Speed section does not quote cpu-quick.json: {missing}"
+    within_noise = ref["speedup_window_min"] <= 1.0 <= ref["speedup_window_max"]
+    assert ("which includes 1x" in section) == within_noise
