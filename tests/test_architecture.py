@@ -167,3 +167,82 @@ def test_only_the_package_root_loads_modules_by_name():
         "modules loaded by name or for type checkers only outside the package root:\n"
         + "\n".join(sorted(found))
     )
+
+
+# -- one home per formula (docs/architecture.md): expressions that compute a formula, and its one module -----
+
+
+def _calls(node: ast.AST, names: set[str]) -> bool:
+    """Whether ``node`` calls a function or method of one of ``names`` anywhere inside."""
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Call):
+            func = sub.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+            if name in names:
+                return True
+    return False
+
+
+def _divides_by_a_trace(node: ast.AST) -> bool:
+    """F / (tr F / d ...): a division whose divisor takes a trace (a trace normalisation)."""
+    return (
+        isinstance(node, ast.BinOp)
+        and isinstance(node.op, ast.Div)
+        and _calls(node.right, {"trace", "mean_eigenvalue"})
+    )
+
+
+def _squares_one_minus_t(node: ast.AST) -> bool:
+    """(1 - t) ** 2: the noise variance of the flow path's marginal, t^2 S + (1 - t)^2 I for a Gaussian."""
+    return (
+        isinstance(node, ast.BinOp)
+        and isinstance(node.op, ast.Pow)
+        and isinstance(node.left, ast.BinOp)
+        and isinstance(node.left.op, ast.Sub)
+        and isinstance(node.left.left, ast.Constant)
+        and node.left.left.value == 1
+        and isinstance(node.right, ast.Constant)
+        and node.right.value == 2
+    )
+
+
+# formula -> (what computes it, the module that owns it)
+FORMULAS = {
+    "the trace normalisation F / max(tr F / d, eps)": (_divides_by_a_trace, "fidec.fisher"),
+    "the Gaussian path marginal t^2 S + (1 - t)^2 I (velocity, score, Fisher)": (
+        _squares_one_minus_t,
+        "fidec.flows",
+    ),
+}
+
+
+def formula_sites(source: str) -> dict[str, list[int]]:
+    """Lines of ``source`` that compute each formula of :data:`FORMULAS`."""
+    tree = ast.parse(source)
+    return {
+        formula: [node.lineno for node in ast.walk(tree) if computes(node)]
+        for formula, (computes, _) in FORMULAS.items()
+    }
+
+
+def test_the_formula_checks_recognise_a_copy():
+    copy = "f = fisher / (jnp.trace(fisher, axis1=-2, axis2=-1)[:, None, None] / d + eps)\n"
+    copy += "gain = (t * cov - (1.0 - t) * eye) @ jnp.linalg.inv(t**2 * cov + (1.0 - t) ** 2 * eye)\n"
+    assert list(formula_sites(copy).values()) == [[1], [2]]
+    assert formula_sites("kl = 0.5 * (np.trace(prec @ cov) - d)\nx = (1.0 - t) * x0 + t * a\n") == {
+        formula: [] for formula in FORMULAS
+    }
+
+
+def test_each_formula_is_computed_in_its_home_only():
+    elsewhere = [
+        f"{module_name(path)}:{line} computes {formula}: call {owner}"
+        for path in PACKAGE.rglob("*.py")
+        for formula, lines in formula_sites(path.read_text()).items()
+        for owner in [FORMULAS[formula][1]]
+        if module_name(path) != owner
+        for line in lines
+    ]
+    assert not elsewhere, "formulas computed outside their home:\n" + "\n".join(elsewhere)
+    for formula, (_, owner) in FORMULAS.items():  # and the home does compute it
+        assert formula_sites((SRC / Path(*owner.split("."))).with_suffix(".py").read_text())[formula], formula

@@ -18,10 +18,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from benchmark_page import render_page
 from fidec.agents import AgentConfig
 from fidec.bench.commands import bench_command
 from fidec.bench.reference import ReferenceError, load_reference, reference_config
-from fidec.bench.render import render_markdown
 from fidec.bench.run import run_benchmarks
 from fidec.bench.settings import settings_for
 from fidec.errors import EXIT_USER_ERROR
@@ -38,6 +38,7 @@ from utils.mlp import apply_mlp, init_mlp
 class FiDecAgent(flax.struct.PyTreeNode):
     params: list
     hidden: tuple = flax.struct.field(pytree_node=False)
+    action_dim: int = flax.struct.field(pytree_node=False, default=1)
 
     @jax.jit
     def update(self, batch):
@@ -49,10 +50,16 @@ class FiDecAgent(flax.struct.PyTreeNode):
         params = jax.tree.map(lambda p, g: p - 1e-3 * g, self.params, grads)
         return self.replace(params=params), {"loss": value}
 
+    @jax.jit
+    def sample_actions(self, observations, seed=None):
+        noise = jax.random.normal(seed, (observations.shape[0], self.action_dim))
+        return jnp.tanh(apply_mlp(self.params, jnp.concatenate([observations, noise], axis=-1)))
+
     @classmethod
     def create(cls, seed, ex_observations, ex_actions, config):
         sizes = [ex_observations.shape[-1] + ex_actions.shape[-1], *config["actor_hidden_dims"], 1]
-        return cls(params=init_mlp(jax.random.PRNGKey(seed), sizes), hidden=tuple(config["actor_hidden_dims"]))
+        params = init_mlp(jax.random.PRNGKey(seed), sizes)
+        return cls(params=params, hidden=tuple(config["actor_hidden_dims"]), action_dim=ex_actions.shape[-1])
 
 
 def get_config():
@@ -147,6 +154,7 @@ def test_reference_section_times_the_official_update_in_turns_with_fidecs(refere
     layers = [(28 + 5, 32), (32, 32), (32, 1)]
     forward = sum(2 * 32 * m * n for m, n in layers)
     assert official["gflop_per_update"] * 1e9 == pytest.approx(3 * forward - 2 * 32 * 33 * 32)
+    assert official["sample_actions_gflop"] * 1e9 == pytest.approx(forward)  # one forward pass of 32 rows
     assert section["sizes"]["actor_hidden_dims"] == [32, 32] and section["sizes"]["batch_size"] == 32
     assert fidec["gflop_per_update"] > reuse["gflop_per_update"]  # reuse_base_sample: B fewer rollouts
     ratio = section["speedup"]
@@ -164,20 +172,20 @@ def test_reference_section_times_the_official_update_in_turns_with_fidecs(refere
 def test_a_run_with_the_reference_reports_the_measured_ratio_and_without_says_not_measured(reference_run):
     result, _ = reference_run
     assert result["headline"]["reference"]["speedup"] == result["reference"]["speedup"]["ratio"]
-    page = render_markdown([{**result, "mode": "quick"}])
+    page = render_page.render_page([{**result, "mode": "quick"}])
     assert "#### FD's update against the official code (same shapes, same settings, timed in turns)" in page
     assert f"**{result['reference']['speedup']['ratio']:.3g}x (" in page  # the ratio, then its window range
     assert "| discount | 0.9 | 0.99 | **no** |" in page
 
     bare = {**result, "reference": None, "headline": None, "settings": {**result["settings"], "sections": []}}
-    assert "Not measured in this run: `fidec bench --reference DIR`" in render_markdown([bare])
+    assert "Not measured in this run: `fidec bench --reference DIR`" in render_page.render_page([bare])
 
 
 @pytest.mark.parametrize(
     ("make", "message"),
     [
         (lambda root: root / "missing", "no such folder"),
-        (lambda root: root, "no agents/fidec.py there, so it is not a checkout of the official FD code"),
+        (lambda root: root, "no agents/fidec.py there, so it is not a checkout of the official code"),
         (
             lambda root: write_checkout(root / "c", "import ml_collections_that_is_missing\n"),
             "needs the module 'ml_collections_that_is_missing', which is not installed; install the official "
@@ -221,10 +229,12 @@ def test_the_command_writes_the_comparison_into_an_existing_out_folder(checkout,
     out = tmp_path / "results"
     out.mkdir()
     args = ["--tiny", "--only", "reference", "--reference", str(checkout), "--out", str(out)]
-    docs = ["--docs", str(tmp_path / "bench.md"), "--results-dir", str(out)]
-    outcome = CliRunner().invoke(app, [*args, *docs])
+    outcome = CliRunner().invoke(app, args)
     assert outcome.exit_code == 0, outcome.output
     (written,) = out.iterdir()
     data = json.loads(written.read_text())
-    assert data["reference"]["checkout"] == str(checkout.resolve())
-    assert "#### FD's update against the official code (same shapes" in (tmp_path / "bench.md").read_text()
+    assert data["reference"]["checkout"] == checkout.name  # the folder's name, not a path of this machine
+    assert (
+        data["reference"]["agent_file"] == "agents/fidec.py"
+        and len(data["reference"]["agent_file_sha256"]) == 64
+    )

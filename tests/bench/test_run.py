@@ -1,14 +1,14 @@
-"""The benchmark suite: FLOP counting against hand counts, the pure helpers, and a tiny smoke run.
+"""The benchmark suite: FLOP counting against hand counts, the pure helpers, a tiny smoke run, and the
+command, which writes one result file where it is told and nothing else.
 
 Nothing here asserts a speed: the smoke test only checks that a run writes valid JSON with the
-expected layout and that the renderer turns it into Markdown tables.
+expected layout.  The page rendered from results is tested in tests/test_benchmarks_page.py.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -21,21 +21,13 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from fidec.bench import (
-    RESULT_KEYS,
-    commands,
-    markdown,
-    render_markdown,
-    run_benchmarks,
-    settings_for,
-    write_result,
-)
+from fidec.agents import agent_names
+from fidec.bench import RESULT_KEYS, commands, run_benchmarks, settings_for, write_result
 from fidec.bench import run as bench_run
 from fidec.bench.commands import bench_command
 from fidec.bench.flops import matmul_flops
 from fidec.bench.profile import fd_stages
-from fidec.bench.render import load_results
-from fidec.bench.run import default_result_path, headline
+from fidec.bench.run import default_result_name, headline
 from fidec.bench.settings import SECTIONS, TARGET_SPEEDUP, BenchSettings
 from fidec.bench.timing import interleaved_rates, measure_rate, spread, window_ratios
 from fidec.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USER_ERROR
@@ -195,7 +187,7 @@ def _reference_section(fidec: float, official: float, windows: tuple[list, list]
         "rows": [
             row("fidec fd", fidec, 34.0),
             row("reuse", fidec, 30.0),
-            row("official code", official, 39.0),
+            {**row("official code", official, 39.0), "sample_actions_gflop": 4.5},
         ],
         "speedup": window_ratios(*windows),
         "speedup_reuse_base_sample": window_ratios(*windows),
@@ -217,6 +209,8 @@ def test_headline_compares_fd_with_the_official_code_only_where_measured():
     assert ref["speedup"] == pytest.approx(1.4)  # median of 6 / 4, 5 / 4 and 7 / 5
     assert (ref["speedup_window_min"], ref["speedup_window_max"]) == pytest.approx((1.25, 1.5))
     assert ref["official_updates_per_s"] == 4.0 and ref["official_gflop_per_update"] == 39.0
+    assert ref["fidec_reuse_base_sample_gflop_per_update"] == 30.0
+    assert ref["official_sample_actions_gflop"] == 4.5  # the work of one official sample_actions call
     assert ref["meets_speed_target"] is True
 
     slow = headline({"updates": [_fd_row(5.0, 10.0, roofline)], "matmul": {"roofline_gflop_per_s": roofline}})
@@ -249,7 +243,7 @@ def tiny_result() -> dict:
 
 
 @pytest.mark.slow
-def test_tiny_run_writes_valid_json_that_renders_to_markdown_tables(tiny_result, tmp_path):
+def test_tiny_run_writes_valid_json(tiny_result, tmp_path):
     path = write_result(tiny_result, tmp_path / "cpu-tiny.json")
     data = json.loads(path.read_text())
     assert tuple(data) == RESULT_KEYS
@@ -266,88 +260,23 @@ def test_tiny_run_writes_valid_json_that_renders_to_markdown_tables(tiny_result,
     assert data["fisher"] is None and data["settings"]["sections"] == ["matmul", "updates"]
     assert data["headline"] is None  # the paper's networks were not measured
 
-    markdown = render_markdown([data])
-    assert "#### Gradient updates (one call per update)" in markdown
-    assert "| agent | networks | updates/s |" in markdown
-    assert "\n| fd | 2 x 32, batch 32 |" in markdown
-    assert "#### Dense fp32 matmul throughput" in markdown
-    assert data["machine"]["cpu_model"] in markdown
-
 
 def test_a_failing_section_is_recorded_and_the_run_goes_on():
     settings = replace(settings_for("tiny", ("env",)), env_name="no-such-env-v0")
     result = run_benchmarks(settings, log=lambda line: None)
     assert result["env"] is None
     assert "env" in result["errors"] and "no-such-env-v0" in result["errors"]["env"]
-    assert "#### Sections that failed" in render_markdown([{**result, "mode": "quick"}])
 
 
-def _bare_result(load_start: list[float], load_end: list[float]) -> dict:
-    machine = {
-        "cpu_model": "Test CPU 9000",
-        "cpu_id": "family 1, model 2, stepping 3",
-        "cpu_flags": ["avx2"],
-        "usable_cores": 2,
-        "logical_cores": 2,
-        "memory_gb": 8.0,
-        "backend": "cpu",
-        "device": "cpu",
-        "device_count": 1,
-        "jax": "0",
-        "jaxlib": "0",
-        "flax": "0",
-        "optax": "0",
-        "python": "3.11",
-        "os": "Linux",
-    }
-    return {
-        "mode": "quick",
-        "created": "2026-01-01T00:00:00+00:00",
-        "machine": machine,
-        "load_average": {"start": load_start, "end": load_end},
-        "seconds": {"total": 1.0},
-    }
+def test_every_section_is_run_by_the_run_and_kept_in_the_result():
+    sections = bench_run._sections(settings_for("tiny"), {}, print, None)
+    assert tuple(sections) == SECTIONS
+    assert set(SECTIONS) <= set(RESULT_KEYS)
 
 
-def test_loaded_machine_is_stated_in_the_docs():
-    loaded = render_markdown([_bare_result([7.5, 5.0, 2.0], [6.0, 5.0, 2.0])])
-    assert "Measured on a shared, loaded machine" in loaded
-    assert "2 CPU cores (Test CPU 9000 (family 1, model 2, stepping 3))" in loaded
-    assert "load average 7.5 at the start and 6.0 at the end" in loaded
-    idle = render_markdown([_bare_result([0.1, 0.1, 0.1], [0.2, 0.1, 0.1])])
-    assert "Measured on a shared, loaded machine" not in idle
-    assert "_FD at the paper's settings was not measured in this run._" in idle
-
-
-def test_bench_command_writes_json_and_renders_docs(tmp_path):
-    app = typer.Typer()
-    app.command()(bench_command)
-    results_dir, docs = tmp_path / "results", tmp_path / "docs" / "benchmarks.md"
-    (results_dir).mkdir()
-    (results_dir / "unrelated.json").write_text('{"not": "a benchmark"}')
-    out = results_dir / "cpu-tiny.json"
-    args = [
-        "--tiny",
-        "--only",
-        "matmul",
-        "--out",
-        str(out),
-        "--docs",
-        str(docs),
-        "--results-dir",
-        str(results_dir),
-    ]
-    outcome = CliRunner().invoke(app, args)
-    assert outcome.exit_code == 0, outcome.output
-    data = json.loads(out.read_text())
-    assert data["mode"] == "tiny" and data["settings"]["sections"] == ["matmul"]
-    assert load_results(results_dir) == []  # tiny runs and foreign JSON are not rendered from the folder...
-    text = docs.read_text()
-    assert "#### Dense fp32 matmul throughput" in text  # ...but this run's own result is
-    assert "| product | GFLOP/s |" in text and "## How to rerun" in text
-
-    bad = CliRunner().invoke(app, ["--tiny", "--only", "nonsense"])
-    assert bad.exit_code != 0 and "unknown sections" in bad.output
+def test_the_benchmarked_agents_are_the_registered_ones():
+    assert settings_for("quick").agents == tuple(agent_names())
+    assert settings_for("quick").agent in agent_names()
 
 
 def test_peak_rss_of_a_fresh_process_is_its_own_and_grows_with_allocations():
@@ -364,15 +293,15 @@ def test_peak_rss_of_a_fresh_process_is_its_own_and_grows_with_allocations():
     assert after - before >= 280
 
 
-def test_default_result_path_names_backend_mode_and_partial_sections(tmp_path):
+def test_default_result_name_names_backend_mode_and_partial_sections():
     backend = jax.default_backend()
-    assert default_result_path(tmp_path, "quick") == tmp_path / f"{backend}-quick.json"
-    assert default_result_path(tmp_path, "full", SECTIONS) == tmp_path / f"{backend}-full.json"
-    partial = default_result_path(tmp_path, "full", ("matmul", "profile"))
-    assert partial == tmp_path / f"{backend}-full-matmul-profile.json"
+    assert default_result_name("quick") == f"{backend}-quick.json"
+    assert default_result_name("full", SECTIONS) == f"{backend}-full.json"
+    assert default_result_name("full", ("matmul", "profile")) == f"{backend}-full-matmul-profile.json"
+    assert default_result_name("gpu") == f"{backend}-paper-scale.json"
 
 
-# -- the command: outputs checked first, results never lost ----------------------------------------------
+# -- the command: one result file, where it is told, checked first, never lost ------------------------------
 
 
 def _app() -> typer.Typer:
@@ -381,29 +310,75 @@ def _app() -> typer.Typer:
     return app
 
 
-def _tiny_matmul_args(tmp_path, out) -> list[str]:
-    docs = ["--docs", str(tmp_path / "bench.md"), "--results-dir", str(tmp_path / "results")]
-    return ["--tiny", "--only", "matmul", "--out", str(out), *docs]
+TINY_MATMUL = ["--tiny", "--only", "matmul"]
 
 
-def test_an_existing_folder_given_as_out_receives_the_file(tmp_path):
-    folder = tmp_path / "mine"
-    folder.mkdir()
-    outcome = CliRunner().invoke(_app(), _tiny_matmul_args(tmp_path, folder))
+def _git(repo: Path, *args: str) -> str:
+    command = ["git", "-c", "user.name=test", "-c", "user.email=test@example.org", *args]
+    return subprocess.run(command, cwd=repo, capture_output=True, text=True, check=True).stdout
+
+
+@pytest.fixture
+def checkout(tmp_path, monkeypatch) -> Path:
+    """A git checkout with the project's page and results committed, as the current directory."""
+    root = Path(__file__).resolve().parents[2]
+    repo = tmp_path / "checkout"
+    for name in (
+        "docs/benchmarks.md",
+        *(str(p.relative_to(root)) for p in root.glob("benchmarks/results/*.json")),
+    ):
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_bytes((root / name).read_bytes())
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "the page and its results")
+    monkeypatch.chdir(repo)
+    return repo
+
+
+def test_a_run_in_a_checkout_changes_nothing_but_its_out_folder(checkout):
+    outcome = CliRunner().invoke(_app(), [*TINY_MATMUL, "--out", "mine"])
+    assert outcome.exit_code == 0, outcome.output
+    assert _git(checkout, "status", "--porcelain", "--untracked-files=all").splitlines() == [
+        f"?? mine/{jax.default_backend()}-tiny-matmul.json"
+    ]
+    assert json.loads((checkout / "mine" / f"{jax.default_backend()}-tiny-matmul.json").read_text())["matmul"]
+
+
+def test_without_out_a_run_writes_a_new_folder_here_and_names_it(checkout):
+    outcome = CliRunner().invoke(_app(), TINY_MATMUL)
+    assert outcome.exit_code == 0, outcome.output
+    (status,) = _git(checkout, "status", "--porcelain", "--untracked-files=all").splitlines()
+    written = status.removeprefix("?? ")
+    assert written.startswith("fidec-bench-") and written.endswith(
+        f"/{jax.default_backend()}-tiny-matmul.json"
+    )
+    assert f"the result goes to {written}" in outcome.output and f"wrote {written}" in outcome.output
+
+
+def test_an_out_ending_in_json_is_the_file_and_another_is_a_folder(tmp_path):
+    file = tmp_path / "deep" / "result.json"
+    outcome = CliRunner().invoke(_app(), [*TINY_MATMUL, "--out", str(file)])
+    assert outcome.exit_code == 0, outcome.output
+    assert json.loads(file.read_text())["matmul"]["roofline_gflop_per_s"] > 0
+    folder = tmp_path / "new" / "folder"
+    outcome = CliRunner().invoke(_app(), [*TINY_MATMUL, "--out", str(folder)])
     assert outcome.exit_code == 0, outcome.output
     written = folder / f"{jax.default_backend()}-tiny-matmul.json"
-    assert json.loads(written.read_text())["matmul"]["roofline_gflop_per_s"] > 0
-    assert f"wrote {written}" in outcome.output
+    assert f"wrote {written}" in outcome.output and written.is_file()
 
 
 def test_an_out_that_cannot_be_written_is_refused_before_the_run(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    outcome = CliRunner().invoke(_app(), _tiny_matmul_args(tmp_path, blocker / "result.json"))
+    outcome = CliRunner().invoke(_app(), [*TINY_MATMUL, "--out", str(blocker / "result.json")])
     assert outcome.exit_code == EXIT_USER_ERROR
     assert "[matmul]" not in outcome.output  # refused before any benchmark ran
     (line,) = outcome.output.strip().splitlines()
     assert line.startswith("error: cannot write") and "is a file, not a folder" in line
+
+    bad = CliRunner().invoke(_app(), ["--tiny", "--only", "nonsense"])
+    assert bad.exit_code != 0 and "unknown sections" in bad.output
 
 
 def test_ctrl_c_keeps_the_sections_measured_so_far(tmp_path, monkeypatch):
@@ -412,14 +387,12 @@ def test_ctrl_c_keeps_the_sections_measured_so_far(tmp_path, monkeypatch):
 
     monkeypatch.setattr(bench_run, "updates_section", interrupted)
     out = tmp_path / "result.json"
-    args = _tiny_matmul_args(tmp_path, out)
-    args[2:3] = ["matmul", "--only", "updates", "--only", "scaling"]
+    args = ["--tiny", "--only", "matmul", "--only", "updates", "--only", "scaling", "--out", str(out)]
     outcome = CliRunner().invoke(_app(), args)
     assert outcome.exit_code == EXIT_INTERRUPTED
     data = json.loads(out.read_text())
     assert data["interrupted"] == "updates" and data["matmul"]["roofline_gflop_per_s"] > 0
     assert data["updates"] is None and "scaling" not in data["seconds"]  # nothing ran after Ctrl-C
-    assert "interrupted (Ctrl-C) in `updates`" in (tmp_path / "bench.md").read_text()
 
 
 def test_a_spent_time_budget_skips_the_remaining_sections():
@@ -427,8 +400,6 @@ def test_a_spent_time_budget_skips_the_remaining_sections():
     result = run_benchmarks(settings, log=lambda line: None)
     assert set(result["skipped"]) == {"matmul", "updates"} and result["errors"] == {}
     assert result["matmul"] is None
-    page = render_markdown([{**result, "mode": "quick"}])
-    assert "- `updates`: skipped, the time budget of 0 s was spent" in page
 
 
 def test_a_result_that_cannot_be_written_goes_to_a_temporary_file(tmp_path, monkeypatch):
@@ -443,35 +414,12 @@ def test_a_result_that_cannot_be_written_goes_to_a_temporary_file(tmp_path, monk
     monkeypatch.setattr(commands, "write_result", disk_full_at_target)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
-    outcome = CliRunner().invoke(_app(), _tiny_matmul_args(tmp_path, target))
+    outcome = CliRunner().invoke(_app(), [*TINY_MATMUL, "--out", str(target)])
     assert outcome.exit_code == EXIT_FAILURE
     line = outcome.output.strip().splitlines()[-1]
     assert line.startswith("error: cannot write") and "the result was written to" in line
     (saved,) = (tmp_path / "tmp").glob("fidec-bench-*.json")
     assert json.loads(saved.read_text())["matmul"]["roofline_gflop_per_s"] > 0
-
-
-# -- the page ------------------------------------------------------------------------------------------------
-
-
-def test_every_block_the_renderer_fills_is_in_the_template_file():
-    source = Path(markdown.__file__).read_text()
-    used = set(re.findall(r'fill\(\s*"(\w+)"', source))
-    assert used and used <= set(markdown.blocks())
-
-
-def test_the_page_is_filled_completely():
-    page = render_markdown([_bare_result([0.1, 0.1, 0.1], [0.2, 0.1, 0.1])])
-    assert "$" not in page  # every placeholder filled
-    assert "## Against the official code" in page and "## On a GPU" in page
-    assert "bash benchmarks/gpu.sh" in page and "at least 85% of the" in page
-
-
-def test_a_section_written_by_another_version_is_named_not_fatal():
-    old = {**_bare_result([0.1, 0.1, 0.1], [0.1, 0.1, 0.1]), "seeds": [{"seeds": 4, "vmapped_speedup": 0.6}]}
-    page = render_markdown([old])
-    assert "_The seeds section of this result could not be rendered (KeyError" in page
-    assert "| machine |  |" in page  # the rest of the result is still there
 
 
 @pytest.mark.slow
@@ -480,10 +428,8 @@ def test_the_gpu_plan_runs_on_the_cpu_at_its_smallest(tmp_path):
     """benchmarks/gpu.sh --smoke: the GPU plan (fused K up to 1000, 16 seeds) at 2 x 32 networks."""
     script = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu.sh"
     out = tmp_path / "results"
-    out.mkdir()
-    args = ["--out", str(out), "--results-dir", str(out), "--docs", str(tmp_path / "bench.md")]
     proc = subprocess.run(
-        ["bash", str(script), "--smoke", *args],
+        ["bash", str(script), "--smoke", "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=3000,
@@ -497,12 +443,11 @@ def test_the_gpu_plan_runs_on_the_cpu_at_its_smallest(tmp_path):
     assert data["errors"] == {} and data["skipped"] == {}
     assert [r["updates_per_call"] for r in data["fused"]] == [1, 10, 100, 1000]
     assert [r["seeds"] for r in data["seeds"]] == [1, 4, 8, 16]
-    assert "#### Seeds in one process" in (tmp_path / "bench.md").read_text()
 
 
 @pytest.mark.slow
 def test_the_profile_times_every_stage_of_the_current_fd_update():
-    """The profile calls FD's own stage functions; a change of their signatures must show here."""
+    """The profile calls FD's own functions; a change of their signatures must show here."""
     stages = fd_stages(settings_for("tiny"), log=lambda line: None)
     names = [s["stage"] for s in stages]
     assert names[0].startswith("Euler rollout") and any(n.startswith("loss + gradient") for n in names)
@@ -510,3 +455,7 @@ def test_the_profile_times_every_stage_of_the_current_fd_update():
     # The rollout is the update's largest matmul stage at M = 4 Fisher samples and K = 10 Euler steps.
     rollout, fisher = stages[0], stages[1]
     assert rollout["gflop"] > fisher["gflop"] > 0
+    # The critic's and the actor's loss are the whole gradient: their work adds up to it.
+    by_name = {s["stage"].split(" (")[0].strip(): s for s in stages}
+    critic, actor = by_name["of which: critic loss fwd/bwd"], by_name["of which: actor loss fwd/bwd"]
+    assert critic["gflop"] + actor["gflop"] == pytest.approx(by_name["loss + gradient"]["gflop"])

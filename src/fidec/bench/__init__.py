@@ -12,19 +12,18 @@ Sections (one module each): dense matmul throughput (:mod:`~fidec.bench.machine`
 fused blocks (:mod:`~fidec.bench.fused`), seeds vmapped or sequential (:mod:`~fidec.bench.seeds`), action
 selection (:mod:`~fidec.bench.sampling`), evaluation throughput (:mod:`~fidec.bench.env_speed`), peak
 memory (:mod:`~fidec.bench.memory`) and cost growth (:mod:`~fidec.bench.scaling`).  :func:`run_benchmarks`
-runs them into one JSON-able dict and :func:`render_markdown` turns results into docs/benchmarks.md.
+runs them into one JSON-able dict and :func:`write_result` writes it; the project's page docs/benchmarks.md
+is rendered from such files by the repository's ``benchmarks/render_page.py``, not by the package.
 """
 
-from fidec.bench.render import render_docs, render_markdown
-from fidec.bench.run import RESULT_KEYS, run_benchmarks, write_result
+from fidec.bench.run import RESULT_KEYS, headline, run_benchmarks, write_result
 from fidec.bench.settings import SECTIONS, BenchSettings, settings_for
 
 __all__ = [
     "RESULT_KEYS",
     "SECTIONS",
     "BenchSettings",
-    "render_docs",
-    "render_markdown",
+    "headline",
     "run_benchmarks",
     "settings_for",
     "write_result",

@@ -1,27 +1,29 @@
-"""The ``fidec bench`` command (also ``python -m fidec.bench``): run, write JSON, render the docs.
+"""The ``fidec bench`` command (also ``python -m fidec.bench``): run the benchmarks and write one JSON result.
 
-Everything a run needs is checked before it starts (the mode, the sections, the official checkout, where
-the JSON and the page go).  A finished or interrupted run's result is written before the page is rendered,
-and a result that cannot be written where asked goes to a temporary file instead of being lost.
+A run writes only where it is told: its result file, into ``--out`` (a ``.json`` file, or a folder that
+receives ``<backend>-<mode>.json``), by default into a new folder of the current directory whose name the
+command prints.  It renders no page: docs/benchmarks.md is rendered from the committed results by a
+maintainer's script of the repository (``python benchmarks/render_page.py``).  Everything a run needs is
+checked before it starts (the mode, the sections, the official checkout, where the result goes); a result
+that cannot be written where asked goes to a temporary file instead of being lost.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import tempfile
 from pathlib import Path
 
 import typer
 
 from fidec.bench.reference import load_reference
-from fidec.bench.render import render_docs
-from fidec.bench.run import default_result_path, run_benchmarks, write_result
-from fidec.bench.settings import SECTIONS, settings_for
+from fidec.bench.run import default_result_name, run_benchmarks, write_result
+from fidec.bench.settings import SECTIONS, BenchSettings, settings_for
 from fidec.errors import EXIT_FAILURE, EXIT_INTERRUPTED, UserError, fail, user_errors
-from fidec.files import WriteError, output_file
+from fidec.files import WriteError, output_dir, output_file
 
-DEFAULT_RESULTS_DIR = Path("benchmarks/results")
-DEFAULT_DOCS = Path("docs/benchmarks.md")
 PRESETS = ("gpu",)
+DEFAULT_FOLDER = "fidec-bench-{stamp}"  # in the current directory: a new folder per run
 
 
 class BenchOptionError(UserError):
@@ -48,7 +50,8 @@ def bench_command(
         None,
         "--reference",
         help="Checkout of the official FD code (github.com/ARC0127/Fisher-Decorator): time its update in "
-        "turns with fidec's, same shapes and settings (needs the official code's dependencies: the 'reference' extra of fidec).",
+        "turns with fidec's, same shapes and settings (needs the official code's dependencies: the "
+        "'reference' extra of fidec).",
     ),
     only: list[str] = typer.Option(
         None,
@@ -58,55 +61,19 @@ def bench_command(
     out: Path = typer.Option(
         None,
         "--out",
-        help="Result JSON file, or an existing folder to put it in (default: RESULTS_DIR/BACKEND-MODE.json, "
-        "e.g. cpu-quick.json; none for --tiny).",
-    ),
-    results_dir: Path = typer.Option(
-        DEFAULT_RESULTS_DIR, help="Folder of result JSON files rendered into the docs."
-    ),
-    docs: Path = typer.Option(
-        None,
-        "--docs",
-        help="Markdown file rendered from every result in --results-dir and this run's "
-        "(default: docs/benchmarks.md; none for --tiny).",
-    ),
-    render_only: bool = typer.Option(
-        False, "--render-only", help="Only re-render the docs from existing results."
+        help="Where the result goes: a .json file, or a folder (created if missing) that receives "
+        "BACKEND-MODE.json, e.g. cpu-quick.json (default: a new folder fidec-bench-DATE-TIME here).",
     ),
 ) -> None:
     """Benchmark fidec: update speed, roofline fraction, the official code, fused blocks, seeds, sampling,
-    env, memory, scaling."""
+    env, memory, scaling.  Writes one JSON result and nothing else."""
     with user_errors():
-        if render_only:
-            path = render_docs(results_dir, output_file(docs or DEFAULT_DOCS, DEFAULT_DOCS.name))
-            typer.echo(f"rendered {path}")
-            return
         settings = _settings(quick, tiny, preset, reference, only)
         code = load_reference(reference) if reference is not None else None
-        smoke = settings.smallest
-        default_name = default_result_path(results_dir, settings.mode, settings.sections)
-        target = None
-        if out is not None or not smoke:
-            target = output_file(out, default_name.name, default_dir=results_dir)
-        docs_target = None
-        if docs is not None or not smoke:
-            docs_target = output_file(docs or DEFAULT_DOCS, DEFAULT_DOCS.name)
-
+        target = result_target(out, settings)
+    typer.echo(f"the result goes to {target}")
     result = run_benchmarks(settings, log=typer.echo, code=code)
-    if target is not None:
-        target = _write_keeping_the_result(result, target)
-        typer.echo(f"wrote {target}")
-    if docs_target is not None:
-        try:
-            # Every saved result in --results-dir, plus this run's when it was saved elsewhere (or not at all).
-            typer.echo(f"rendered {render_docs(results_dir, docs_target, extra=[result])}")
-        except Exception as exc:  # the result is saved: say so and how to retry, in one line
-            saved = f"the result is saved in {target}" if target else "the result was not saved (no --out)"
-            raise fail(
-                f"rendering {docs_target} failed ({type(exc).__name__}: {exc}); {saved}; "
-                "retry with `fidec bench --render-only`",
-                EXIT_FAILURE,
-            ) from None
+    typer.echo(f"wrote {_write_keeping_the_result(result, target)}")
     if result["interrupted"]:
         raise fail(
             f"interrupted in [{result['interrupted']}]; the sections measured so far are kept",
@@ -114,7 +81,23 @@ def bench_command(
         )
 
 
-def _settings(quick: bool, tiny: bool, preset: str | None, reference: Path | None, only: list[str] | None):
+def result_target(out: Path | None, settings: BenchSettings) -> Path:
+    """The result file of ``--out``, checked (and its folder created) before the run: a path ending in
+    .json is the file; any other path is a folder receiving the default name; none is a new folder here."""
+    name = default_result_name(settings.mode, settings.sections)
+    if out is not None and out.suffix == ".json":
+        return output_file(out, name)
+    folder = (
+        out
+        if out is not None
+        else Path(DEFAULT_FOLDER.format(stamp=dt.datetime.now().strftime("%Y%m%d-%H%M%S")))
+    )
+    return output_dir(folder) / name
+
+
+def _settings(
+    quick: bool, tiny: bool, preset: str | None, reference: Path | None, only: list[str] | None
+) -> BenchSettings:
     if preset is not None and preset not in PRESETS:
         raise BenchOptionError(f"--preset {preset}: unknown; choose from {', '.join(PRESETS)}")
     if quick and (tiny or preset):

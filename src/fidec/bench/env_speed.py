@@ -35,7 +35,7 @@ def env_section(settings: BenchSettings, log=print) -> dict:
     """Env steps/s of FD (one-step mode) and of random actions on ``settings.env_name``."""
     dims = task_dims(settings.env_name)
     obs_dim, action_dim = int(np.prod(dims.observation_shape)), dims.action_dim
-    built = build("fd", settings.env_preset, obs_dim, action_dim)
+    built = build(settings.agent, settings.env_preset, obs_dim, action_dim)
     policy = JittedPolicy(built.agent.sample_actions_fn("onestep"), built.state)
     n = settings.env_num_envs
     policy(np.zeros((n, obs_dim), np.float32))  # compile outside the timed loop
@@ -53,7 +53,7 @@ def env_section(settings: BenchSettings, log=print) -> dict:
     policy_rate, random_rate = with_policy["env_steps_per_second"], with_random["env_steps_per_second"]
     result = {
         "env_name": settings.env_name,
-        "agent": "fd",
+        "agent": settings.agent,
         "mode": "onestep",
         "preset": settings.env_preset,
         "networks": network_summary(built.agent),

@@ -24,8 +24,8 @@ import jax
 import jax.numpy as jnp
 
 from fidec.bench.settings import BenchSettings
-from fidec.fisher import FisherConfig, fisher_metric
-from fidec.flows import euler_sample, gaussian_fisher
+from fidec.fisher import FisherConfig, fisher_metric, trace_normalize
+from fidec.flows import VelocityFn, euler_sample, gaussian_fisher, gaussian_velocity
 
 ANISOTROPY = 100.0  # largest / smallest variance of the behaviour at each state
 
@@ -40,32 +40,18 @@ def conditional_gaussians(key: jax.Array, states: int, d: int) -> tuple[jax.Arra
     return means, covs
 
 
-def conditional_velocity(means: jax.Array, covs: jax.Array):
-    """Exact velocity of N(mu_s, S_s) per state, for x (S, M, d) and t (S, M, 1) with one t per state:
-
-    v(x, t) = mu + (t S - (1 - t) I) Sigma_t^{-1} (x - t mu),  Sigma_t = t^2 S + (1 - t)^2 I
-    (:func:`fidec.flows.gaussian_velocity`, with the gain computed once per state, not per sample).
-    """
-    eye = jnp.eye(means.shape[-1], dtype=means.dtype)
-
-    def gain(cov, t):
-        return (t * cov - (1.0 - t) * eye) @ jnp.linalg.inv(t**2 * cov + (1.0 - t) ** 2 * eye)
-
-    def velocity(x, t):
-        t = jnp.broadcast_to(t, x.shape[:-1] + (1,))[:, 0, 0]
-        gains = jax.vmap(gain)(covs, t)
-        centred = x - t[:, None, None] * means[:, None, :]
-        return means[:, None, :] + jnp.einsum("sij,smj->smi", gains, centred)
-
-    return velocity
+def conditional_velocity(means: jax.Array, covs: jax.Array) -> VelocityFn:
+    """Exact velocity of N(mu_s, S_s) per state (:func:`fidec.flows.gaussian_velocity` of each state's
+    Gaussian), for x (S, M, d) and t (S, M, 1)."""
+    per_state = lambda mu, cov, x, t: gaussian_velocity(mu, cov)(x, t)
+    return lambda x, t: jax.vmap(per_state)(means, covs, x, jnp.broadcast_to(t, x.shape[:-1] + (1,)))
 
 
 def target_metric(means: jax.Array, covs: jax.Array, config: FisherConfig) -> jax.Array:
-    """norm(Sigma_t^{-1} + lambda I) at t = t_eps: what both estimators estimate."""
-    d = means.shape[-1]
+    """F_n = norm(Sigma_t^{-1} + lambda I) at t = t_eps (:func:`fidec.fisher.trace_normalize`): what both
+    estimators estimate."""
     fisher = jax.vmap(lambda mu, cov: gaussian_fisher(mu, cov, config.t_eps))(means, covs)
-    fisher = fisher + config.damping * jnp.eye(d)
-    return fisher / (jnp.trace(fisher, axis1=-2, axis2=-1)[:, None, None] / d + config.norm_eps)
+    return trace_normalize(fisher + config.damping * jnp.eye(means.shape[-1]), config.norm_eps)
 
 
 @jax.jit
@@ -134,14 +120,14 @@ def estimator_accuracy(settings: BenchSettings, flow_steps: int = 10, seed: int 
 
 
 def fisher_section(settings: BenchSettings, speed_rows: list[dict] | None, log=print) -> dict:
-    """Accuracy of both estimators, and the update speed-up of the dataset estimator (from the profile)."""
+    """Accuracy of both estimators, and the update speed-up of the dataset estimator (from the profile's
+    variants, ``speed_rows``)."""
     accuracy = estimator_accuracy(settings)
     out: dict = {"accuracy": accuracy}
-    if speed_rows:
-        by_label = {r["label"]: r for r in speed_rows}
-        flow = by_label.get("fd (as shipped)")
-        dataset = by_label.get("fd, fisher.source=dataset")
-        if flow and dataset:
+    if speed_rows:  # the profile's variants: the agent as shipped first, then with the dataset estimator
+        flow = speed_rows[0]
+        dataset = next((r for r in speed_rows if r["overrides"] == {"fisher.source": "dataset"}), None)
+        if dataset:
             out["speed"] = {
                 "preset": flow["preset"],
                 "flow_updates_per_s": flow["updates_per_s"],

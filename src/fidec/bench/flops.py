@@ -8,20 +8,21 @@ dead code).
 
 XLA's ``cost_analysis()`` counts a ``while``/``scan`` body once, not times its trip count, so for
 an update whose Euler sampler is a ``lax.scan`` it under-counts; tracing the same update with an
-unrolled Euler loop (:func:`unrolled_euler`) gives XLA a loop-free program whose count cross-checks
+unrolled Euler loop (:func:`unrolled_euler`: :func:`fidec.flows.euler_sample` with ``unroll=True``) gives XLA a loop-free program whose count cross-checks
 the jaxpr count (XLA also counts element-wise FLOPs, so it is a little higher).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 
+from fidec import flows
 from fidec.agents import common
 
 
@@ -81,19 +82,6 @@ def xla_flops(compiled) -> float | None:
     return None if flops is None else float(flops)
 
 
-def euler_sample_unrolled(velocity_fn, noise: jax.Array, num_steps: int = 10) -> jax.Array:
-    """Same maths as :func:`fidec.flows.euler_sample` (x_{k+1} = x_k + v(x_k, k/K) / K), with the
-    scan fully unrolled (``unroll=True``): one straight-line program instead of a loop."""
-    dt = 1.0 / num_steps
-
-    def step(x, k):
-        t = jnp.full(x.shape[:-1] + (1,), k * dt, dtype=x.dtype)
-        return x + dt * velocity_fn(x, t), None
-
-    x, _ = jax.lax.scan(step, noise, jnp.arange(num_steps), unroll=True)
-    return x
-
-
 @contextlib.contextmanager
 def unrolled_euler() -> Iterator[None]:
     """While active, functions *traced* inside use the unrolled Euler sampler for base actions.
@@ -102,7 +90,7 @@ def unrolled_euler() -> Iterator[None]:
     the benchmark changes (the original sampler is restored on exit).
     """
     original = common.euler_sample
-    common.euler_sample = euler_sample_unrolled
+    common.euler_sample = functools.partial(flows.euler_sample, unroll=True)
     try:
         yield
     finally:

@@ -13,28 +13,17 @@ import jax
 
 from fidec.bench.settings import BenchSettings
 from fidec.bench.timing import chained, compile_timed, interleaved_rates, spread
-from fidec.bench.workloads import build, network_summary, synthetic_transitions
-from fidec.training.blocks import TrainState, metric_names, offline_block
+from fidec.bench.workloads import build, dataset, fused_block, network_summary
+from fidec.training.blocks import TrainState
 
 
 def fused_rows(preset: str, settings: BenchSettings, log=print) -> list[dict]:
     """FD updates/s with K updates per compiled call, for each K in ``settings.fused_blocks``."""
-    built = build("fd", preset, settings.obs_dim, settings.action_dim)
-    agent = built.agent
-    data = synthetic_transitions(
-        jax.random.PRNGKey(5), settings.dataset_rows, settings.obs_dim, settings.action_dim
-    )
-    train_state = TrainState(agent=built.state, key=jax.random.PRNGKey(6))
-    names = tuple(metric_names(agent.update_fn, train_state, built.batch))
-    batch_size = agent.config.batch_size
-    start = jax.numpy.zeros((), jax.numpy.int32)
-    compiled_blocks = []
-    for k in settings.fused_blocks:
-
-        def block(state, data, start, k=k):
-            return offline_block(agent.update_fn, batch_size, k, state, data, start, names)
-
-        compiled_blocks.append(compile_timed(block, train_state, data, start))
+    built = build(settings.agent, preset, settings.obs_dim, settings.action_dim)
+    data, start = dataset(settings), jax.numpy.zeros((), jax.numpy.int32)
+    blocks = [fused_block(built, k) for k in settings.fused_blocks]
+    train_state = blocks[0][1]
+    compiled_blocks = [compile_timed(block, train_state, data, start) for block, _ in blocks]
 
     def advance(compiled: Callable) -> Callable[[TrainState], TrainState]:
         """A compiled block as a state -> state step (its metrics dropped)."""
@@ -48,9 +37,9 @@ def fused_rows(preset: str, settings: BenchSettings, log=print) -> list[dict]:
         updates_per_s = rate["per_s"] * k
         rows.append(
             {
-                "agent": "fd",
+                "agent": settings.agent,
                 "preset": preset,
-                "networks": network_summary(agent),
+                "networks": network_summary(built.agent),
                 "updates_per_call": k,
                 "updates_per_s": updates_per_s,
                 "ms_per_update": 1e3 / updates_per_s,

@@ -20,47 +20,38 @@ import psutil
 from fidec.bench.timing import compile_timed, measure_rate
 
 
-def cpu_model() -> str:
-    """The CPU's model name (/proc/cpuinfo on Linux, else ``platform.processor()``)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def cpu_id() -> str | None:
-    """'family 26, model 2, stepping 1' from /proc/cpuinfo (None where unavailable): names the CPU
-    generation when the model name is generic (virtual machines often report just 'AMD EPYC')."""
-    fields = {}
+def cpuinfo() -> dict[str, str]:
+    """The fields of the first processor in /proc/cpuinfo (empty where there is none, e.g. macOS)."""
+    fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if not line.strip():
                     break  # first processor only
                 key, _, value = line.partition(":")
-                fields[key.strip()] = value.strip()
+                fields[key.strip().lower()] = value.strip()
     except OSError:
-        return None
-    parts = [f"{k.split()[-1]} {fields[k]}" for k in ("cpu family", "model", "stepping") if k in fields]
+        pass
+    return fields
+
+
+def cpu_model(info: dict[str, str]) -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux, else ``platform.processor()``)."""
+    return info.get("model name") or platform.processor() or platform.machine()
+
+
+def cpu_id(info: dict[str, str]) -> str | None:
+    """'family 26, model 2, stepping 1' (None where unavailable): names the CPU generation when the model
+    name is generic (virtual machines often report just 'AMD EPYC')."""
+    parts = [f"{k.split()[-1]} {info[k]}" for k in ("cpu family", "model", "stepping") if k in info]
     return ", ".join(parts) or None
 
 
-def cpu_flags() -> list[str]:
+def cpu_flags(info: dict[str, str]) -> list[str]:
     """The SIMD features that bound fp32 matmul throughput (avx2, fma, avx512f, ...)."""
     wanted = ("avx", "avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "neon", "sve")
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith(("flags", "Features")):
-                    present = set(line.split(":", 1)[1].split())
-                    return [w for w in wanted if w in present]
-    except OSError:
-        pass
-    return []
+    present = set((info.get("flags") or info.get("features") or "").split())
+    return [w for w in wanted if w in present]
 
 
 def load_average() -> list[float] | None:
@@ -91,11 +82,11 @@ def total_memory_gb() -> float:
 
 def describe_machine() -> dict:
     """CPU model, cores, memory, library versions, JAX backend and devices, load average."""
-    devices = jax.devices()
+    devices, info = jax.devices(), cpuinfo()
     return {
-        "cpu_model": cpu_model(),
-        "cpu_id": cpu_id(),
-        "cpu_flags": cpu_flags(),
+        "cpu_model": cpu_model(info),
+        "cpu_id": cpu_id(info),
+        "cpu_flags": cpu_flags(info),
         "logical_cores": os.cpu_count(),
         "usable_cores": usable_cores(),
         "memory_gb": total_memory_gb(),

@@ -5,7 +5,7 @@ The child (this module run with ``python -m``: JAX and fidec imported first) put
 (:func:`fidec.training.blocks.offline_block`), reading its peak RSS after each phase, so the table
 separates the runtime, the dataset and training.
 
-    python -m fidec.bench.memory '{"agent": "fd", "preset": "paper-networks", "updates": 20, ...}'
+    python -m fidec.bench.memory '{"agent": NAME, "preset": "paper-networks", "updates": 20, ...}'
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ import sys
 import jax
 
 from fidec.bench.settings import BenchSettings
-from fidec.bench.workloads import build, synthetic_transitions
-from fidec.training.blocks import TrainState, metric_names, offline_block
+from fidec.bench.workloads import build, fused_block, synthetic_transitions
 
 if sys.platform != "win32":  # resource is POSIX-only
     import resource
@@ -54,15 +53,9 @@ def train_and_measure(
     dataset_mb = sum(v.nbytes for v in data.values()) / 2**20
     after_data = peak_rss_mb()
     built = build(agent, preset, obs_dim, action_dim)
-    state = TrainState(agent=built.state, key=jax.random.PRNGKey(1))
-    names = tuple(metric_names(built.agent.update_fn, state, built.batch))
     block_size = max(1, updates // 2)
-    start = jax.numpy.zeros((), jax.numpy.int32)
-    block = jax.jit(
-        lambda s, d, t: offline_block(
-            built.agent.update_fn, built.agent.config.batch_size, block_size, s, d, t, names
-        )
-    )
+    fn, state = fused_block(built, block_size, seed=1)
+    block, start = jax.jit(fn), jax.numpy.zeros((), jax.numpy.int32)
     done = 0
     while done < updates:
         state, _ = block(state, data, start)
@@ -109,8 +102,10 @@ def measure_in_subprocess(agent: str, preset: str, settings: BenchSettings, time
 def memory_section(settings: BenchSettings, log=print) -> list[dict]:
     rows = []
     for preset in settings.memory_presets:
-        row = measure_in_subprocess("fd", preset, settings)
-        log(f"  fd {preset:15s} peak RSS {row['peak_rss_mb']:.0f} MiB ({row['dataset_mb']:.0f} MiB dataset)")
+        row = measure_in_subprocess(settings.agent, preset, settings)
+        log(
+            f"  {settings.agent} {preset:15s} peak RSS {row['peak_rss_mb']:.0f} MiB ({row['dataset_mb']:.0f} MiB dataset)"
+        )
         rows.append(row)
     return rows
 

@@ -1,13 +1,13 @@
 """Where FD's update spends its time: each stage jitted and timed alone, beside the whole update.
 
-Stages (METHOD.md section 5, in the order :func:`fidec.agents.fd.update` runs them):
+Stages (in the order :func:`fidec.agents.fd.update` runs them):
 
 - Euler rollout: B (M + 2) rows x K steps (a_hat, M fresh Fisher samples per state, and a_hat'; B (M + 1)
   with ``fisher.reuse_base_sample``, whose first sample is a_hat);
 - Fisher scores and metric: one flow pass on the B M noised samples, F_n per state;
 - next-state refinement a' = clip(a_hat' + delta(s', a_hat'));
-- loss and gradient (all networks, one ``jax.grad``), and its parts: critic fwd/bwd, BC-flow fwd/bwd,
-  residual + penalty + Q term fwd/bwd;
+- loss and gradient (all networks, one ``jax.grad`` of ``fd.total_loss``), and its parts: the critic loss
+  (``fd.critic_loss``) and the actor loss (``fd.actor_loss``: BC flow, residual, penalty and Q term);
 - the Fisher condition-number diagnostic (an eigen-decomposition per state, logged every update);
 - optimiser (Adam) and Polyak update;
 - Python dispatch of one call (a jitted no-op over the same state and batch);
@@ -31,17 +31,15 @@ from fidec.bench.machine import matmul_row, matmul_runner
 from fidec.bench.settings import BenchSettings
 from fidec.bench.timing import compile_timed, interleaved_rates, measure_latency
 from fidec.bench.update_speed import finish_row, prepare_update
-from fidec.bench.workloads import build, synthetic_transitions
+from fidec.bench.workloads import build, dataset
 from fidec.data import sample_batch
-from fidec.fisher import condition_number, quadratic_penalty
-from fidec.flows import flow_matching_loss
+from fidec.fisher import condition_number
 
 
 def _stage(name: str, fn, args: tuple, settings: BenchSettings, in_update: bool = True) -> dict:
     compiled, compile_s = compile_timed(fn, *args)
-    latency = measure_latency(lambda: compiled(*args), settings.windows, settings.window_seconds)
+    seconds = measure_latency(lambda: compiled(*args), settings.windows, settings.window_seconds)["seconds"]
     flop = matmul_flops(fn, *args)
-    seconds = latency["seconds"]
     return {
         "stage": name,
         "ms": seconds * 1e3,
@@ -60,115 +58,67 @@ def rollout_rows(config) -> str:
 
 
 def fd_stages(settings: BenchSettings, log=print) -> list[dict]:
-    """Time of each stage of one FD update at ``settings.profile_preset``."""
-    built = build("fd", settings.profile_preset, settings.obs_dim, settings.action_dim)
+    """Time of each stage of one FD update at ``settings.profile_preset``, each stage one of the agent's own
+    functions (:mod:`fidec.agents.fd`) on the inputs the update gives it."""
+    built = build(settings.agent, settings.profile_preset, settings.obs_dim, settings.action_dim)
     config, networks, state, batch = built.agent.config, built.agent.networks, built.state, built.batch
-    b, d = batch["actions"].shape
-    keys = jax.random.split(jax.random.PRNGKey(1), 6)
-
+    params = state.params
+    keys = jax.random.split(jax.random.PRNGKey(1), 3)
     rollout = lambda state, batch, key: fd.rollouts(config, networks, state, batch, key, True)
-    base, samples, next_base = jax.jit(rollout)(state, batch, keys[0])
     fisher = lambda flow, obs, samples, key: fd.fisher_metrics_for_batch(
         config, networks, flow, obs, samples, key
     )
-    metric = jax.jit(fisher)(state.params["flow"], batch["observations"], samples, keys[1])
     refine_next = lambda residual, obs, base: fd.refine(networks, residual, obs, base)[0]
-    next_actions = jax.jit(refine_next)(state.params["residual"], batch["next_observations"], next_base)
-    aux = fd.UpdateInputs(
-        base_actions=base,
-        next_actions=next_actions,
-        metric=metric,
-        bc_noise=jax.random.normal(keys[2], (b, d)),
-        bc_times=jax.random.uniform(keys[3], (b, 1)),
-        jacobian_key=keys[4],
+    _, aux = jax.jit(lambda state, batch: fd.draw_inputs(config, networks, state, batch, True))(state, batch)
+    _, samples, next_base = jax.jit(rollout)(state, batch, keys[0])
+    gradient = lambda loss: lambda *args: jax.grad(loss, has_aux=True)(*args)[0]
+    full_grad = gradient(lambda p, state, batch, aux: fd.total_loss(p, config, networks, state, batch, aux))
+    critic_grad = gradient(
+        lambda p, state, batch, aux: fd.critic_loss(config, networks, p, state, batch, aux)
     )
-
-    def full_grad(params, state, batch, aux):
-        return jax.grad(fd.total_loss, has_aux=True)(params, config, networks, state, batch, aux)
-
-    def critic_grad(critic, target, batch, next_actions):
-        loss = lambda p: common.critic_loss(networks, config, p, target, batch, next_actions)[0]
-        return jax.grad(loss)(critic)
-
-    def bc_grad(flow, batch, noise, times):
-        loss = lambda p: flow_matching_loss(
-            common.velocity_fn(networks, p, batch["observations"]), batch["actions"], noise, times
-        )
-        return jax.grad(loss)(flow)
-
-    def actor_grad(residual, critic, obs, base, metric):
-        def loss(p):
-            actions, delta = fd.refine(networks, p, obs, base)
-            q_loss, _ = common.q_objective(networks, config, critic, obs, actions)
-            return config.alpha * quadratic_penalty(delta, metric).mean() + q_loss
-
-        return jax.grad(loss)(residual)
-
-    grads, _ = jax.jit(full_grad)(state.params, state, batch, aux)
+    actor_grad = gradient(lambda p, batch, aux: fd.actor_loss(config, networks, p, batch, aux))
+    grads = jax.jit(full_grad)(params, state, batch, aux)
     optimiser = lambda state, grads, rng: common.apply_gradients(config, state, grads, rng)
-    params = state.params
     stages = [
-        _stage(
-            f"Euler rollout ({rollout_rows(config)} rows x K steps)",
-            rollout,
-            (state, batch, keys[0]),
-            settings,
-        ),
-        _stage(
+        (f"Euler rollout ({rollout_rows(config)} rows x K steps)", rollout, (state, batch, keys[0]), True),
+        (
             "Fisher scores + metric (B M rows)",
             fisher,
             (params["flow"], batch["observations"], samples, keys[1]),
-            settings,
+            True,
         ),
-        _stage(
+        (
             "next-state refinement a'",
             refine_next,
             (params["residual"], batch["next_observations"], next_base),
-            settings,
+            True,
         ),
-        _stage("loss + gradient (one jax.grad)", full_grad, (params, state, batch, aux), settings),
-        _stage(
-            "  of which: critic fwd/bwd (+ target)",
-            critic_grad,
-            (params["critic"], state.target_params["critic"], batch, next_actions),
-            settings,
-            in_update=False,
-        ),
-        _stage(
-            "  of which: BC flow fwd/bwd",
-            bc_grad,
-            (params["flow"], batch, aux.bc_noise, aux.bc_times),
-            settings,
-            in_update=False,
-        ),
-        _stage(
-            "  of which: residual + penalty + Q term fwd/bwd",
+        ("loss + gradient (one jax.grad)", full_grad, (params, state, batch, aux), True),
+        ("  of which: critic loss fwd/bwd (+ target)", critic_grad, (params, state, batch, aux), False),
+        (
+            "  of which: actor loss fwd/bwd (BC flow, residual, penalty, Q term)",
             actor_grad,
-            (params["residual"], params["critic"], batch["observations"], base, metric),
-            settings,
-            in_update=False,
+            (params, batch, aux),
+            False,
         ),
-        _stage(
-            "Fisher condition number (diagnostic)", lambda m: condition_number(m).mean(), (metric,), settings
-        ),
-        _stage("optimiser (Adam) + Polyak", optimiser, (state, grads, keys[5]), settings),
+        ("Fisher condition number (diagnostic)", lambda m: condition_number(m).mean(), (aux.metric,), True),
+        ("optimiser (Adam) + Polyak", optimiser, (state, grads, keys[2]), True),
     ]
-    for row in stages:
+    rows = [_stage(name, fn, args, settings, in_update) for name, fn, args, in_update in stages]
+    for row in rows:
         log(f"  {row['stage']:48s} {row['ms']:9.2f} ms  {row['gflop']:6.2f} GFLOP")
-    return stages
+    return rows
 
 
 def dispatch_and_data(settings: BenchSettings) -> list[dict]:
     """Per-call dispatch overhead and the cost of fetching one batch from host memory or on device."""
-    built = build("fd", settings.profile_preset, settings.obs_dim, settings.action_dim)
+    built = build(settings.agent, settings.profile_preset, settings.obs_dim, settings.action_dim)
     state, batch = built.state, built.batch
     b = built.agent.config.batch_size
     noop, _ = compile_timed(lambda s, batch: s.replace(step=s.step + 1), state, batch)
     dispatch = measure_latency(lambda: noop(state, batch), settings.windows, settings.window_seconds)
 
-    data = synthetic_transitions(
-        jax.random.PRNGKey(2), settings.dataset_rows, settings.obs_dim, settings.action_dim
-    )
+    data = dataset(settings, seed=2)
     host = {k: np.asarray(v) for k, v in data.items()}
     rng = np.random.default_rng(0)
 
@@ -208,16 +158,16 @@ def profile_section(
     start = time.perf_counter()
     stages = fd_stages(settings, log)
     extra = dispatch_and_data(settings)
-    preset = settings.profile_preset
-    prepared = [prepare_update("fd", preset, settings, label="fd (as shipped)")]
+    preset, agent = settings.profile_preset, settings.agent
+    prepared = [prepare_update(agent, preset, settings, label=f"{agent} (as shipped)")]
     with unrolled_euler():
-        prepared.append(prepare_update("fd", preset, settings, label="fd, Euler scan unrolled"))
+        prepared.append(prepare_update(agent, preset, settings, label=f"{agent}, Euler scan unrolled"))
+    dataset = {"fisher.source": "dataset"}
     prepared.append(
-        prepare_update(
-            "fd", preset, settings, overrides={"fisher.source": "dataset"}, label="fd, fisher.source=dataset"
-        )
+        prepare_update(agent, preset, settings, overrides=dataset, label=f"{agent}, fisher.source=dataset")
     )
-    prepared.append(prepare_update("iso", preset, settings, label="iso (no Fisher metric)"))
+    iso = settings.isotropic_agent
+    prepared.append(prepare_update(iso, preset, settings, label=f"{iso} (no Fisher metric)"))
     n = matmul_size or max(settings.matmul_sizes)
     matmul_run, matmul_flop = matmul_runner(n, n, n)
     rates = interleaved_rates(

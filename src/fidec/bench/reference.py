@@ -3,10 +3,12 @@
 ``fidec bench --reference DIR`` takes a checkout of the official code that the user obtained
 (github.com/ARC0127/Fisher-Decorator) and loads its agent from ``DIR/agents/fidec.py``, with the official
 code's own dependencies (fidec's ``reference`` extra: ml-collections, distrax).  The interface used is the
-one its ``main.py`` uses: ``get_config()``, ``FiDecAgent.create(seed, ex_observations, ex_actions, config)``
-and ``agent.update(batch) -> (agent, info)``.  Nothing of that code is part of fidec: the file is loaded
-from DIR for the run, and the top-level names it brings (its ``utils`` package) are taken out of
-``sys.modules`` again afterwards, so they shadow nothing.
+one its ``main.py`` uses: ``get_config()``, ``FiDecAgent.create(seed, ex_observations, ex_actions, config)``,
+``agent.update(batch) -> (agent, info)`` and ``agent.sample_actions(observations, seed=key)``; the agent
+file and class are parameters of :func:`load_reference`, so a checkout with the same interface and another
+layout loads alike.  Nothing of that code is part of fidec: the file is loaded from DIR for the run, and the
+top-level names it brings (its ``utils`` package) are taken out of ``sys.modules`` again afterwards, so they
+shadow nothing.
 
 Both sides get the same synthetic batch at the profile preset's sizes (the paper's: 4 x 512, batch 256,
 M = 4 Fisher samples, K = 10 Euler steps; obs 28, act 5).  fidec runs its ``official`` preset (the
@@ -14,7 +16,8 @@ official agent's score, t, damping, M fresh samples and gradient clip); it is al
 ``fisher.reuse_base_sample=true``.  All are compiled ahead of time, timed in turns, window by window
 (:func:`~fidec.bench.timing.interleaved_rates`), so a change of the machine's load reaches each alike; the
 result is the median of the ratios of windows measured together (:func:`~fidec.bench.timing.window_ratios`),
-with their range.
+with their range.  The work of one official ``sample_actions`` call on the batch's states is counted too: the
+official update calls it for the critic's next actions and once more for a logged metric (``mse``).
 """
 
 from __future__ import annotations
@@ -27,16 +30,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Protocol
+from typing import Any
+
+import jax
 
 from fidec.agents import AgentConfig
 from fidec.bench.flops import matmul_flops, xla_flops
 from fidec.bench.settings import OFFICIAL_PRESET, TARGET_SPEEDUP, BenchSettings
-from fidec.bench.timing import Runner, chained, compile_timed, interleaved_rates, spread, window_ratios
-from fidec.bench.update_speed import PreparedUpdate, prepare_update
+from fidec.bench.timing import Runner, chained, compile_timed, interleaved_rates, window_ratios
+from fidec.bench.update_speed import PreparedUpdate, Timed, finish_row, gflop, prepare_update
 from fidec.errors import UserError
 
-AGENT_FILE = Path("agents") / "fidec.py"
+AGENT_FILE = Path("agents") / "fidec.py"  # the official FD agent, and its class
+AGENT_CLASS = "FiDecAgent"
 REFERENCE_HINT = "give the folder of your clone of the official FD code (git clone https://github.com/ARC0127/Fisher-Decorator)"
 INSTALL_HINT = "install the official code's dependencies with `pip install 'fidec[reference]'`"
 
@@ -47,17 +53,20 @@ class ReferenceError(UserError):
 
 @dataclass(frozen=True)
 class ReferenceCode:
-    """The official agent, loaded from a checkout: its module, folder and the hash of its agent file."""
+    """An official agent, loaded from a checkout: its folder, agent file (relative to it), module, agent
+    class and the hash of the agent file."""
 
     root: Path
+    agent_file: Path
     module: ModuleType
+    agent_class: Any
     sha256: str
 
     def config(self) -> Any:
         return self.module.get_config()
 
     def create(self, seed: int, observations: Any, actions: Any, config: Any) -> Any:
-        return self.module.FiDecAgent.create(seed, observations, actions, config)
+        return self.agent_class.create(seed, observations, actions, config)
 
 
 # Settings fidec gives the official agent: its config key -> fidec's value (agents/fidec.py get_config).
@@ -118,18 +127,20 @@ def _isolated_imports(root: Path) -> Iterator[None]:
         sys.modules.update(saved)
 
 
-def load_reference(path: str | Path) -> ReferenceCode:
-    """The official agent of the checkout at ``path``; a :class:`ReferenceError` when it is none."""
+def load_reference(
+    path: str | Path, agent_file: Path = AGENT_FILE, class_name: str = AGENT_CLASS
+) -> ReferenceCode:
+    """The official agent ``class_name`` of ``agent_file`` in the checkout at ``path``; a
+    :class:`ReferenceError` when it is none."""
     root = Path(path).expanduser().resolve()
     if not root.is_dir():
         raise ReferenceError(f"--reference {path}: no such folder; {REFERENCE_HINT}")
-    agent_file = root / AGENT_FILE
-    if not agent_file.is_file():
+    if not (root / agent_file).is_file():
         raise ReferenceError(
-            f"--reference {path}: no {AGENT_FILE} there, so it is not a checkout of the official FD code; "
+            f"--reference {path}: no {agent_file} there, so it is not a checkout of the official code; "
             f"{REFERENCE_HINT}"
         )
-    spec = importlib.util.spec_from_file_location("fidec_reference_fd_agent", agent_file)
+    spec = importlib.util.spec_from_file_location("fidec_reference_agent", root / agent_file)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     try:
@@ -137,22 +148,23 @@ def load_reference(path: str | Path) -> ReferenceCode:
             spec.loader.exec_module(module)
     except ModuleNotFoundError as exc:
         raise ReferenceError(
-            f"--reference {path}: {AGENT_FILE} needs the module {exc.name!r}, which is not installed; "
+            f"--reference {path}: {agent_file} needs the module {exc.name!r}, which is not installed; "
             f"{INSTALL_HINT}"
         ) from exc
     except Exception as exc:  # their code, any failure: say where and keep one line
         raise ReferenceError(
-            f"--reference {path}: importing {AGENT_FILE} failed ({type(exc).__name__}: {exc}); "
+            f"--reference {path}: importing {agent_file} failed ({type(exc).__name__}: {exc}); "
             f"check the checkout and {INSTALL_HINT}"
         ) from exc
-    agent_class = getattr(module, "FiDecAgent", None)
-    missing = [name for name in ("create", "update") if not hasattr(agent_class, name)]
+    agent_class = getattr(module, class_name, None)
+    missing = [name for name in ("create", "update", "sample_actions") if not hasattr(agent_class, name)]
     if agent_class is None or missing or not callable(getattr(module, "get_config", None)):
         raise ReferenceError(
-            f"--reference {path}: {AGENT_FILE} has no get_config() and FiDecAgent with create and update "
-            f"(the official agent's interface); {REFERENCE_HINT}"
+            f"--reference {path}: {agent_file} has no get_config() and {class_name} with create, update and "
+            f"sample_actions (the official agent's interface); {REFERENCE_HINT}"
         )
-    return ReferenceCode(root, module, hashlib.sha256(agent_file.read_bytes()).hexdigest())
+    sha256 = hashlib.sha256((root / agent_file).read_bytes()).hexdigest()
+    return ReferenceCode(root, agent_file, module, agent_class, sha256)
 
 
 def reference_config(code: ReferenceCode, config: AgentConfig) -> tuple[Any, list[dict]]:
@@ -182,58 +194,35 @@ def _plain(value: Any) -> Any:
     return value
 
 
-class Timed(Protocol):
-    """An update ready to time in turns with others: its runner, its row (all but the rates) and its
-    matmul FLOP per call (:class:`PreparedUpdate` and :class:`PreparedReference`)."""
-
-    @property
-    def runner(self) -> Runner: ...
-
-    @property
-    def row(self) -> dict: ...
-
-    @property
-    def flop(self) -> float: ...
-
-
 @dataclass(frozen=True)
 class PreparedReference:
+    """The official update ready to time (see :class:`~fidec.bench.update_speed.Timed`)."""
+
     runner: Runner
     row: dict
     flop: float
 
 
 def prepare_reference(code: ReferenceCode, fidec: PreparedUpdate) -> tuple[PreparedReference, list[dict]]:
-    """The official agent built at fidec's sizes, its update compiled ahead of time on fidec's batch."""
+    """The official agent built at fidec's sizes, its update compiled ahead of time on fidec's batch; its row
+    also counts the work of one ``sample_actions`` call on the batch's states."""
     config, compared = reference_config(code, fidec.config)
     batch = fidec.batch
     agent = code.create(0, batch["observations"][:1], batch["actions"][:1], config)
     update = lambda agent, batch: agent.update(batch)
     compiled, compile_s = compile_timed(update, agent, batch)
     flop = matmul_flops(update, agent, batch)
+    sample = lambda agent, observations, key: agent.sample_actions(observations, seed=key)
     row = {
         "label": "official code",
         "networks": fidec.row["networks"],
         "compile_s": compile_s,
         "gflop_per_update": flop / 1e9,
-        "xla_gflop_per_update": _gflop(xla_flops(compiled)),
+        "xla_gflop_per_update": gflop(xla_flops(compiled)),
+        "sample_actions_gflop": matmul_flops(sample, agent, batch["observations"], jax.random.PRNGKey(0))
+        / 1e9,
     }
     return PreparedReference(chained(lambda a: compiled(a, batch)[0], agent), row, flop), compared
-
-
-def _gflop(flops: float | None) -> float | None:
-    return None if flops is None else flops / 1e9
-
-
-def _timed_row(row: dict, flop: float, rate: dict) -> dict:
-    return {
-        **row,
-        "updates_per_s": rate["per_s"],
-        "ms_per_update": 1e3 / rate["per_s"],
-        "window_updates_per_s": rate["windows"],
-        "spread": spread(rate["windows"]),
-        "gflop_per_s": rate["per_s"] * flop / 1e9,
-    }
 
 
 def reference_section(settings: BenchSettings, log=print, code: ReferenceCode | None = None) -> dict:
@@ -242,14 +231,15 @@ def reference_section(settings: BenchSettings, log=print, code: ReferenceCode | 
     assert settings.reference_dir is not None, "the reference section needs settings.reference_dir"
     code = code or load_reference(settings.reference_dir)
     preset = settings.profile_preset
-    fidec = prepare_update("fd", preset, settings, label="fidec fd", extra_presets=(OFFICIAL_PRESET,))
+    agent, presets = settings.agent, (OFFICIAL_PRESET,)
+    fidec = prepare_update(agent, preset, settings, label=f"fidec {agent}", extra_presets=presets)
     reuse = prepare_update(
-        "fd",
+        agent,
         preset,
         settings,
         overrides={"fisher.reuse_base_sample": True},
-        label="fidec fd, fisher.reuse_base_sample=true",
-        extra_presets=(OFFICIAL_PRESET,),
+        label=f"fidec {agent}, fisher.reuse_base_sample=true",
+        extra_presets=presets,
     )
     official, compared = prepare_reference(code, fidec)
     for item in compared:
@@ -261,7 +251,7 @@ def reference_section(settings: BenchSettings, log=print, code: ReferenceCode | 
     rates = interleaved_rates(
         [p.runner for p in timed], settings.reference_windows, settings.reference_window_seconds
     )
-    rows = [_timed_row(p.row, p.flop, rate) for p, rate in zip(timed, rates, strict=True)]
+    rows = [finish_row(p, rate, None) for p, rate in zip(timed, rates, strict=True)]
     ratio = window_ratios(rates[0]["windows"], rates[2]["windows"])
     reuse_ratio = window_ratios(rates[1]["windows"], rates[2]["windows"])
     for row in rows:
@@ -274,8 +264,8 @@ def reference_section(settings: BenchSettings, log=print, code: ReferenceCode | 
         f"with reuse_base_sample {reuse_ratio['ratio']:.3f}x"
     )
     return {
-        "checkout": str(code.root),
-        "agent_file": str(AGENT_FILE),
+        "checkout": code.root.name,
+        "agent_file": code.agent_file.as_posix(),
         "agent_file_sha256": code.sha256,
         "preset": preset,
         "fidec_presets": [preset, OFFICIAL_PRESET],

@@ -27,7 +27,7 @@ from fidec.bench.reference import ReferenceCode, reference_section
 from fidec.bench.sampling import sampling_rows
 from fidec.bench.scaling import scaling_rows
 from fidec.bench.seeds import seed_rows
-from fidec.bench.settings import PAPER_PRESET, SECTIONS, TARGET_ROOFLINE, TARGET_SPEEDUP, BenchSettings
+from fidec.bench.settings import AGENT, PAPER_PRESET, SECTIONS, TARGET_ROOFLINE, TARGET_SPEEDUP, BenchSettings
 from fidec.bench.update_speed import updates_section
 from fidec.files import write_json_atomic
 from fidec.presets import resolve_agent_config
@@ -37,36 +37,17 @@ if sys.platform != "win32":  # resource is POSIX-only
 
 SCHEMA_VERSION = 2
 NOT_MEASURED = "not measured: fidec bench --reference DIR times the official FD code against fidec's"
+# A result: what ran where, then one entry per section (SECTIONS, None where it did not run), then how it went.
 RESULT_KEYS = (
-    "schema",
-    "mode",
-    "created",
-    "machine",
-    "load_average",
-    "settings",
-    "matmul",
-    "headline",
-    "updates",
-    "profile",
-    "reference",
-    "fisher",
-    "fused",
-    "seeds",
-    "sampling",
-    "env",
-    "memory",
-    "scaling",
-    "errors",
-    "skipped",
-    "interrupted",
-    "seconds",
-    "cpu_seconds",
+    ("schema", "mode", "created", "machine", "load_average", "settings", "headline")
+    + SECTIONS
+    + ("errors", "skipped", "interrupted", "seconds", "cpu_seconds")
 )
 
 
 def mlp_shapes(settings: BenchSettings) -> list[tuple[int, int, int]]:
     """The Dense-layer products of FD's update at the profile preset: rollout rows and batch rows."""
-    config = resolve_agent_config("fd", presets=[settings.profile_preset])
+    config = resolve_agent_config(settings.agent, presets=[settings.profile_preset])
     width = config.network.actor_hidden[0]
     b, m = config.batch_size, config.fisher.num_samples
     rows = b * (m + (1 if config.fisher.reuse_base_sample else 2))  # a_hat, the M samples, a_hat'
@@ -81,13 +62,11 @@ def headline(result: dict) -> dict | None:
     the updates table's row against the run's best matmul throughput.  The comparison with the official
     code comes from the reference section (timed in turns with it in this run), or is ``None``: not measured.
     """
-    profiled = [
-        r
-        for r in (result.get("profile") or {}).get("variants") or []
-        if r["label"] == "fd (as shipped)" and r["preset"] == PAPER_PRESET
-    ]
+    agent = (result.get("settings") or {}).get("agent", AGENT)
+    variants = (result.get("profile") or {}).get("variants") or []
+    profiled = [r for r in variants[:1] if r["preset"] == PAPER_PRESET]  # the agent as shipped comes first
     rows = profiled + [
-        r for r in result.get("updates") or [] if r["agent"] == "fd" and r["preset"] == PAPER_PRESET
+        r for r in result.get("updates") or [] if r["agent"] == agent and r["preset"] == PAPER_PRESET
     ]
     reference = result.get("reference")
     if not rows and not reference:
@@ -116,16 +95,21 @@ def headline(result: dict) -> dict | None:
     h["reference"] = None
     h["reference_status"] = "measured in this run" if reference else NOT_MEASURED
     if reference:
-        fidec, _, official = reference["rows"]
+        fidec, reuse, official = reference["rows"]
+        speedup, reuse_speedup = reference["speedup"], reference["speedup_reuse_base_sample"]
         h["reference"] = {
             "fidec_updates_per_s": fidec["updates_per_s"],
             "official_updates_per_s": official["updates_per_s"],
             "fidec_gflop_per_update": fidec["gflop_per_update"],
+            "fidec_reuse_base_sample_gflop_per_update": reuse["gflop_per_update"],
             "official_gflop_per_update": official["gflop_per_update"],
-            "speedup": reference["speedup"]["ratio"],
-            "speedup_window_min": reference["speedup"]["window_min"],
-            "speedup_window_max": reference["speedup"]["window_max"],
-            "speedup_reuse_base_sample": reference["speedup_reuse_base_sample"]["ratio"],
+            "official_sample_actions_gflop": official.get("sample_actions_gflop"),
+            "speedup": speedup["ratio"],
+            "speedup_window_min": speedup["window_min"],
+            "speedup_window_max": speedup["window_max"],
+            "speedup_reuse_base_sample": reuse_speedup["ratio"],
+            "speedup_reuse_base_sample_window_min": reuse_speedup["window_min"],
+            "speedup_reuse_base_sample_window_max": reuse_speedup["window_max"],
             "meets_speed_target": reference["meets_target"],
         }
     return h
@@ -161,7 +145,7 @@ def new_result(settings: BenchSettings) -> dict:
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         machine=describe_machine(),
         load_average={"start": load_average(), "end": None},
-        settings=settings.to_dict(),
+        settings=recorded_settings(settings),
         errors={},
         skipped={},
         interrupted=None,
@@ -169,6 +153,13 @@ def new_result(settings: BenchSettings) -> dict:
         cpu_seconds={},
     )
     return result
+
+
+def recorded_settings(settings: BenchSettings) -> dict:
+    """The settings as a result records them: the official checkout by its folder's name, not its path
+    (the agent file's sha256 identifies the code)."""
+    folder = settings.reference_dir
+    return {**settings.to_dict(), "reference_dir": Path(folder).name if folder else None}
 
 
 def run_benchmarks(
@@ -269,14 +260,14 @@ def _refresh_fractions(result: dict) -> None:
 RESULT_NAMES = {"gpu": "paper-scale"}
 
 
-def default_result_path(results_dir: str | Path, mode: str, sections: tuple[str, ...] | None = None) -> Path:
-    """``<results_dir>/<backend>-<mode>.json`` (e.g. benchmarks/results/cpu-quick.json; the gpu mode's is
-    ``<backend>-paper-scale.json``); a run of only some sections gets their names appended
-    (cpu-full-matmul-profile.json) so it replaces no full run.  The reference section adds no suffix."""
+def default_result_name(mode: str, sections: tuple[str, ...] | None = None) -> str:
+    """``<backend>-<mode>.json`` (e.g. cpu-quick.json; the gpu mode's is ``<backend>-paper-scale.json``); a
+    run of only some sections gets their names appended (cpu-full-matmul-profile.json) so it replaces no
+    full run.  The reference section adds no suffix."""
     every = set(SECTIONS) - {"reference"}
     named = () if sections is None or set(sections) - {"reference"} == every else sections
     suffix = "".join(f"-{s}" for s in named)
-    return Path(results_dir) / f"{jax.default_backend()}-{RESULT_NAMES.get(mode, mode)}{suffix}.json"
+    return f"{jax.default_backend()}-{RESULT_NAMES.get(mode, mode)}{suffix}.json"
 
 
 def write_result(result: dict, path: str | Path) -> Path:

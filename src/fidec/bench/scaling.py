@@ -20,7 +20,7 @@ def scaling_rows(
     ``measured``: update rows of this run; FD's row at the base preset is reused for the base point.
     """
     preset = settings.scaling_preset
-    base = build("fd", preset, settings.obs_dim, settings.action_dim).agent.config
+    base = build(settings.agent, preset, settings.obs_dim, settings.action_dim).agent.config
     depth = len(base.network.actor_hidden)
     width0, batch0, action0 = base.network.actor_hidden[0], base.batch_size, settings.action_dim
     points = (
@@ -30,7 +30,7 @@ def scaling_rows(
     )
     done: dict[tuple[int, int, int], dict] = {}
     for row in measured or []:
-        if row["agent"] == "fd" and row["preset"] == preset and row["action_dim"] == action0:
+        if row["agent"] == settings.agent and row["preset"] == preset and row["action_dim"] == action0:
             done[batch0, width0, action0] = row
     rows = []
     for vary, value, (batch, width, action_dim) in points:
@@ -41,7 +41,12 @@ def scaling_rows(
                 "network.critic_hidden": (width,) * depth,
             }
             done[batch, width, action_dim] = update_row(
-                "fd", preset, settings, roofline_gflop_per_s, overrides=overrides, action_dim=action_dim
+                settings.agent,
+                preset,
+                settings,
+                roofline_gflop_per_s,
+                overrides=overrides,
+                action_dim=action_dim,
             )
         row = {**done[batch, width, action_dim], "vary": vary, "value": value}
         log(

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 
 from fidec.bench.settings import BenchSettings
 from fidec.bench.timing import chained, interleaved_rates, window_ratios
-from fidec.bench.workloads import build, network_summary, synthetic_transitions
+from fidec.bench.workloads import build, dataset, network_summary
 from fidec.training.blocks import new_train_state
 from fidec.training.programs import Programs
 from fidec.training.seeds import SeedMap, vmap_by_default
@@ -36,10 +36,8 @@ def faster(vmapped_vs_sequential: dict) -> str:
 
 def seed_rows(preset: str, settings: BenchSettings, log=print) -> list[dict]:
     """One row per S in ``settings.seed_counts``: seed-updates/s vmapped, sequential and as separate runs."""
-    agent = build("fd", preset, settings.obs_dim, settings.action_dim).agent
-    data = synthetic_transitions(
-        jax.random.PRNGKey(5), settings.dataset_rows, settings.obs_dim, settings.action_dim
-    )
+    agent = build(settings.agent, preset, settings.obs_dim, settings.action_dim).agent
+    data = dataset(settings)
     start = jnp.zeros((), jnp.int32)
     k = settings.seed_block
     rule_vmapped = vmap_by_default()
@@ -69,7 +67,7 @@ def seed_rows(preset: str, settings: BenchSettings, log=print) -> list[dict]:
         )
         rule_windows = per_window[0] if rule_vmapped else per_window[1]
         row = {
-            "agent": "fd",
+            "agent": settings.agent,
             "preset": preset,
             "networks": network_summary(agent),
             "seeds": count,

@@ -9,7 +9,9 @@ at the paper's settings, within an 8-minute budget; ``smallest=True`` runs the s
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
+
+from fidec.agents import agent_names
 
 MODES = ("quick", "full", "tiny", "gpu")
 # The order the sections run in: matmul first (the roofline of every fraction), the profile before the
@@ -27,7 +29,10 @@ SECTIONS = (
     "memory",
     "scaling",
 )
-AGENTS = ("fd", "iso", "fql", "bcflow")
+# The agent whose update the profile, the official-code comparison, the fused blocks, seeds, evaluation,
+# memory and cost-growth sections measure, and the agent of the profile's variant without a Fisher metric.
+AGENT = "fd"
+ISOTROPIC_AGENT = "iso"
 PAPER_PRESET = "paper-networks"
 SMALL_PRESET = "cpu-networks"
 TINY_PRESET = "tiny-networks"
@@ -47,7 +52,9 @@ class BenchSettings:
         mode: one of ``MODES``.
         sections: the sections to run, in ``SECTIONS`` order ("reference" only with ``reference_dir``).
         smallest: the mode's plan at 2 x 32 networks and a few calls (checks that it runs; no default file).
-        agents: agents measured in the update and sampling sections.
+        agents: agents measured in the update and sampling sections (default: every registered agent).
+        agent: the agent of the profile, the reference comparison, fused blocks, seeds, env, memory and scaling.
+        isotropic_agent: the profile's variant of ``agent`` without a Fisher metric.
         presets: network presets of the update table (paper size first).
         obs_dim / action_dim: shapes of the synthetic batches (cube-single: 28 and 5).
         windows: timing windows per measurement; the reported rate is their median.
@@ -73,7 +80,9 @@ class BenchSettings:
     mode: str
     sections: tuple[str, ...] = tuple(s for s in SECTIONS if s != "reference")
     smallest: bool = False
-    agents: tuple[str, ...] = AGENTS
+    agents: tuple[str, ...] = field(default_factory=lambda: tuple(agent_names()))
+    agent: str = AGENT
+    isotropic_agent: str = ISOTROPIC_AGENT
     presets: tuple[str, ...] = (PAPER_PRESET, SMALL_PRESET)
     obs_dim: int = 28
     action_dim: int = 5

@@ -9,13 +9,27 @@ throughput is the roofline fraction.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from fidec.agents import AgentConfig
 from fidec.bench.flops import matmul_flops, xla_flops
 from fidec.bench.settings import BenchSettings
 from fidec.bench.timing import Runner, chained, compile_timed, interleaved_rates, measure_rate, spread
 from fidec.bench.workloads import build, network_summary
+
+
+class Timed(Protocol):
+    """An update ready to time in turns with others: its runner, its row (all but the rates) and its
+    matmul FLOP per call (:class:`PreparedUpdate`, :class:`~fidec.bench.reference.PreparedReference`)."""
+
+    @property
+    def runner(self) -> Runner: ...
+
+    @property
+    def row(self) -> dict: ...
+
+    @property
+    def flop(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -62,12 +76,12 @@ def prepare_update(
         "action_dim": agent.action_dim,
         "compile_s": compile_s,
         "gflop_per_update": flop / 1e9,
-        "xla_gflop_per_update": _gflop(xla_flops(compiled)),
+        "xla_gflop_per_update": gflop(xla_flops(compiled)),
     }
     return PreparedUpdate(chained(lambda s: compiled(s, batch)[0], state), row, flop, batch, agent.config)
 
 
-def finish_row(prepared: PreparedUpdate, rate: dict, roofline_gflop_per_s: float | None) -> dict:
+def finish_row(prepared: Timed, rate: dict, roofline_gflop_per_s: float | None) -> dict:
     """The prepared row completed with its rate: updates/s, ms, GFLOP/s and the roofline fraction."""
     achieved = rate["per_s"] * prepared.flop / 1e9
     return {
@@ -96,7 +110,8 @@ def update_row(
     return finish_row(prepared, rate, roofline_gflop_per_s)
 
 
-def _gflop(flops: float | None) -> float | None:
+def gflop(flops: float | None) -> float | None:
+    """FLOP as GFLOP (None stays None)."""
     return None if flops is None else flops / 1e9
 
 

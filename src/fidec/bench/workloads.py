@@ -7,14 +7,18 @@ reading a dataset from disk.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from fidec.agents import Agent, AgentState, make_agent
+from fidec.bench.settings import BenchSettings
 from fidec.presets import resolve_agent_config
+from fidec.training.blocks import TrainState, metric_names, offline_block
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,13 @@ def synthetic_transitions(key: jax.Array, rows: int, obs_dim: int, action_dim: i
         "masks": jnp.ones((rows,), jnp.float32),
         "next_observations": jax.random.normal(k_next, (rows, obs_dim), jnp.float32),
     }
+
+
+def dataset(settings: BenchSettings, seed: int = 5) -> dict[str, jax.Array]:
+    """The on-device dataset of ``settings.dataset_rows`` synthetic transitions that fused blocks sample from."""
+    return synthetic_transitions(
+        jax.random.PRNGKey(seed), settings.dataset_rows, settings.obs_dim, settings.action_dim
+    )
 
 
 def build(
@@ -62,3 +73,13 @@ def network_summary(agent: Agent) -> str:
     hidden = agent.config.network.actor_hidden
     widths = f"{len(hidden)} x {hidden[0]}" if len(set(hidden)) == 1 else "-".join(map(str, hidden))
     return f"{widths}, batch {agent.config.batch_size}"
+
+
+def fused_block(built: Built, updates: int, seed: int = 6) -> tuple[Callable, TrainState]:
+    """The training loop's fused block of ``updates`` updates of ``built``'s agent, (state, data, start) ->
+    (state, summary) (on-device sampling and the update, :func:`fidec.training.blocks.offline_block`;
+    unjitted), and a train state to start from."""
+    state = TrainState(agent=built.state, key=jax.random.PRNGKey(seed))
+    names = tuple(metric_names(built.agent.update_fn, state, built.batch))
+    update, batch_size = built.agent.update_fn, built.agent.config.batch_size
+    return partial(offline_block, update, batch_size, updates, names=names), state
