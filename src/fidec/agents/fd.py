@@ -270,15 +270,8 @@ def update_inputs(
     metric = None
     fisher = metric_config(config)
     if fisher is not None:
-        assert samples is not None
-        v = common.velocity_fn(
-            networks, jax.lax.stop_gradient(state.params["flow"]), batch["observations"], 1
-        )
-        x0 = draws["fisher_x0"]
-        t = draws.get("fisher_t")
-        if t is None:
-            t = jnp.full(x0.shape[:-1] + (1,), fisher.t_eps, x0.dtype)
-        metric = fisher_metric_at(v, samples, x0, t, fisher)
+        assert samples is not None and isinstance(config, FDConfig)
+        metric = fisher_metrics(config, networks, state.params["flow"], batch["observations"], samples, draws)
     return UpdateInputs(
         base_actions=base,
         next_actions=jax.lax.stop_gradient(next_actions),
@@ -333,6 +326,20 @@ def rollouts(config: RefinementConfig, networks: Networks, state: AgentState, ba
     if fisher.source == "dataset":
         return base, jnp.repeat(batch["actions"][:, None, :], fisher.num_samples, axis=1), next_base
     return base, (per_s if fisher.reuse_base_sample else per_s[:, 1:]), next_base
+
+
+def fisher_metrics(
+    config: FDConfig, networks: Networks, flow_params, observations, samples, draws
+) -> jax.Array:
+    """F_n(s) of every state from its M samples (B, M, d), noised with the draws ``fisher_x0`` and ``fisher_t``
+    (t_eps itself when t is not drawn) by :func:`fidec.fisher.fisher_metric_at`; stop-gradient, (B, d, d)."""
+    fisher = config.fisher
+    v = common.velocity_fn(networks, jax.lax.stop_gradient(flow_params), observations, 1)
+    x0 = draws["fisher_x0"]
+    t = draws.get("fisher_t")
+    if t is None:
+        t = jnp.full(x0.shape[:-1] + (1,), fisher.t_eps, x0.dtype)
+    return fisher_metric_at(v, samples, x0, t, fisher)
 
 
 def penalty_terms(

@@ -1,6 +1,6 @@
 """Where FD's update spends its time: each stage jitted and timed alone, beside the whole update.
 
-Stages (in the order :func:`fidec.agents.fd.update` runs them):
+Stages (in the order FD's update runs them, :func:`fidec.agents.fd.gradients`):
 
 - Euler rollout: B (M + 2) rows x K steps (a_hat, M fresh Fisher samples per state, and a_hat'; B (M + 1)
   with ``fisher.reuse_base_sample``, whose first sample is a_hat);
@@ -26,6 +26,7 @@ import jax
 import numpy as np
 
 from fidec.agents import common, fd
+from fidec.agents.base import sample_draws
 from fidec.bench.flops import matmul_flops, unrolled_euler
 from fidec.bench.machine import matmul_row, matmul_runner
 from fidec.bench.settings import BenchSettings
@@ -62,15 +63,17 @@ def fd_stages(settings: BenchSettings, log=print) -> list[dict]:
     functions (:mod:`fidec.agents.fd`) on the inputs the update gives it."""
     built = build(settings.agent, settings.profile_preset, settings.obs_dim, settings.action_dim)
     config, networks, state, batch = built.agent.config, built.agent.networks, built.state, built.batch
+    assert isinstance(config, fd.FDConfig), "the profile times FD's update"
     params = state.params
-    keys = jax.random.split(jax.random.PRNGKey(1), 3)
-    rollout = lambda state, batch, key: fd.rollouts(config, networks, state, batch, key, True)
-    fisher = lambda flow, obs, samples, key: fd.fisher_metrics_for_batch(
-        config, networks, flow, obs, samples, key
-    )
+    b, d = batch["actions"].shape
+    draws = sample_draws(fd.update_draws(config, b, d), jax.random.PRNGKey(1))
+    rollout = lambda state, batch, draws: fd.rollouts(config, networks, state, batch, draws)
+    fisher = lambda flow, obs, samples, draws: fd.fisher_metrics(config, networks, flow, obs, samples, draws)
     refine_next = lambda residual, obs, base: fd.refine(networks, residual, obs, base)[0]
-    _, aux = jax.jit(lambda state, batch: fd.draw_inputs(config, networks, state, batch, True))(state, batch)
-    _, samples, next_base = jax.jit(rollout)(state, batch, keys[0])
+    aux = jax.jit(lambda state, batch, draws: fd.update_inputs(config, networks, state, batch, draws))(
+        state, batch, draws
+    )
+    _, samples, next_base = jax.jit(rollout)(state, batch, draws)
     gradient = lambda loss: lambda *args: jax.grad(loss, has_aux=True)(*args)[0]
     full_grad = gradient(lambda p, state, batch, aux: fd.total_loss(p, config, networks, state, batch, aux))
     critic_grad = gradient(
@@ -78,13 +81,13 @@ def fd_stages(settings: BenchSettings, log=print) -> list[dict]:
     )
     actor_grad = gradient(lambda p, batch, aux: fd.actor_loss(config, networks, p, batch, aux))
     grads = jax.jit(full_grad)(params, state, batch, aux)
-    optimiser = lambda state, grads, rng: common.apply_gradients(config, state, grads, rng)
+    optimiser = lambda state, grads: common.apply_gradients(config, state, grads)
     stages = [
-        (f"Euler rollout ({rollout_rows(config)} rows x K steps)", rollout, (state, batch, keys[0]), True),
+        (f"Euler rollout ({rollout_rows(config)} rows x K steps)", rollout, (state, batch, draws), True),
         (
             "Fisher scores + metric (B M rows)",
             fisher,
-            (params["flow"], batch["observations"], samples, keys[1]),
+            (params["flow"], batch["observations"], samples, draws),
             True,
         ),
         (
@@ -102,7 +105,7 @@ def fd_stages(settings: BenchSettings, log=print) -> list[dict]:
             False,
         ),
         ("Fisher condition number (diagnostic)", lambda m: condition_number(m).mean(), (aux.metric,), True),
-        ("optimiser (Adam) + Polyak", optimiser, (state, grads, keys[2]), True),
+        ("optimiser (Adam) + Polyak", optimiser, (state, grads), True),
     ]
     rows = [_stage(name, fn, args, settings, in_update) for name, fn, args, in_update in stages]
     for row in rows:

@@ -30,6 +30,7 @@ from fidec.bench.seeds import seed_rows
 from fidec.bench.settings import AGENT, PAPER_PRESET, SECTIONS, TARGET_ROOFLINE, TARGET_SPEEDUP, BenchSettings
 from fidec.bench.update_speed import updates_section
 from fidec.files import write_json_atomic
+from fidec.agents.fd import FDConfig
 from fidec.presets import resolve_agent_config
 
 if sys.platform != "win32":  # resource is POSIX-only
@@ -48,6 +49,7 @@ RESULT_KEYS = (
 def mlp_shapes(settings: BenchSettings) -> list[tuple[int, int, int]]:
     """The Dense-layer products of FD's update at the profile preset: rollout rows and batch rows."""
     config = resolve_agent_config(settings.agent, presets=[settings.profile_preset])
+    assert isinstance(config, FDConfig), "the matmul shapes are FD's update's"
     width = config.network.actor_hidden[0]
     b, m = config.batch_size, config.fisher.num_samples
     rows = b * (m + (1 if config.fisher.reuse_base_sample else 2))  # a_hat, the M samples, a_hat'

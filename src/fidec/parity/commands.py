@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -60,7 +61,7 @@ def parity_command(
     with user_errors():
         for p in precisions:
             results += run_precision(jobs, p, updates, log=console.print)
-    record = {
+    record: dict[str, Any] = {
         "fidec_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "wall_s": round(time.perf_counter() - start, 1),
