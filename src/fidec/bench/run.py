@@ -17,6 +17,7 @@ from pathlib import Path
 
 import jax
 
+from fidec.agents.fd import FDConfig
 from fidec.bench.env_speed import env_section
 from fidec.bench.fisher_estimators import fisher_section
 from fidec.bench.fused import fused_rows
@@ -30,7 +31,6 @@ from fidec.bench.seeds import seed_rows
 from fidec.bench.settings import AGENT, PAPER_PRESET, SECTIONS, TARGET_ROOFLINE, TARGET_SPEEDUP, BenchSettings
 from fidec.bench.update_speed import updates_section
 from fidec.files import write_json_atomic
-from fidec.agents.fd import FDConfig
 from fidec.presets import resolve_agent_config
 
 if sys.platform != "win32":  # resource is POSIX-only
