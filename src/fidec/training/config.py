@@ -317,6 +317,21 @@ def split_presets(names: Sequence[str]) -> tuple[str | None, tuple[str, ...]]:
     return (scales[0] if scales else None), tuple(n for n in names if n not in SCALES)
 
 
+def applicable(config: TrainConfig, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The scale's overrides that exist in this run's config: ``agent.*`` keys only for agents that have them
+    (a scale sizes the flow's Euler steps of the agents with a flow, for example)."""
+
+    def exists(key: str) -> bool:
+        node: Any = config
+        for part in key.split("."):
+            if not dataclasses.is_dataclass(node) or part not in {f.name for f in dataclasses.fields(node)}:
+                return False
+            node = getattr(node, part)
+        return True
+
+    return {k: v for k, v in overrides.items() if exists(k)}
+
+
 def make_train_config(
     agent: str = DEFAULT_AGENT,
     env: str = DEFAULT_ENV,
@@ -347,7 +362,7 @@ def make_train_config(
     online = int(overrides.get("online_steps", scale_preset.overrides.get("online_steps", 0)) or 0) > 0
     agent_config = resolve_agent_config(agent, env, scale_preset.agent_presets, online=online)
     config = TrainConfig(agent_name=agent, env=env, agent=agent_config, scale=scale, presets=agent_presets)
-    config = apply_overrides(config, scale_preset.overrides)
+    config = apply_overrides(config, applicable(config, scale_preset.overrides))
     named = resolve_agent_config(
         agent, None, pixel_presets(scale_preset, env) + agent_presets, base=config.agent, online=online
     )
