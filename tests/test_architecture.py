@@ -246,3 +246,41 @@ def test_each_formula_is_computed_in_its_home_only():
     assert not elsewhere, "formulas computed outside their home:\n" + "\n".join(elsewhere)
     for formula, (_, owner) in FORMULAS.items():  # and the home does compute it
         assert formula_sites((SRC / Path(*owner.split("."))).with_suffix(".py").read_text())[formula], formula
+
+
+# -- the registry is the one list of agents (docs/architecture.md) ----------------------------------------
+
+# A command's default agent may be named where the command chooses it; nowhere else outside its own module.
+AGENT_NAME_DEFAULTS = {
+    ("training/config.py", "fd"),  # DEFAULT_AGENT: fidec train's default agent
+    ("bench/settings.py", "fd"),  # the agent fidec bench times by default
+    ("bench/settings.py", "iso"),  # the profile's variant without a Fisher metric
+}
+
+
+def agent_name_literals() -> list[tuple[str, int, str]]:
+    """(file, line, name) of every string literal in src/fidec equal to an agent's name, outside that agent's
+    own module."""
+    from fidec.agents import REGISTRY
+
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(PACKAGE)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in REGISTRY:
+                if relative.parts[0] == "agents" and relative.stem == node.value:
+                    continue
+                found.append((relative.as_posix(), node.lineno, node.value))
+    return found
+
+
+def test_no_agent_name_is_spelled_outside_its_own_module_but_a_commands_default():
+    """The registry is the only list of agents: the CLI's choices, bench, summaries, diagnostics and tests read
+    it, so adding an agent touches its module and one registry line."""
+    spelled = [f"{file}:{line} {name!r}" for file, line, name in agent_name_literals()]
+    unexpected = [
+        s
+        for s, (file, _, name) in zip(spelled, agent_name_literals(), strict=True)
+        if (file, name) not in AGENT_NAME_DEFAULTS
+    ]
+    assert not unexpected, "agent names spelled outside their module:\n" + "\n".join(unexpected)

@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fidec import __version__
+from fidec.agents import REGISTRY
 from fidec.bench.commands import bench_command
 from fidec.data.commands import app as data_app
 from fidec.diagnostics.commands import app as diagnose_app
@@ -60,6 +61,21 @@ def fisher_check_command(
     table.add_row("analytic F_n of pi_b (S^-1)", fmt(r["fisher_analytic_behaviour"]))
     table.add_row("estimated F_n, tweedie score (default)", fmt(r["fisher_tweedie"]))
     table.add_row("estimated F_n, velocity score (official code)", fmt(r["fisher_velocity"]))
+    Console().print(table)
+
+
+@app.command("agents")
+def agents_command() -> None:
+    """List the agents: what each is, its action modes (the first its evaluation default), the mode it explores
+    with online, and the code it is proven against (``fidec parity``)."""
+    table = Table(title="fidec agents (fidec train --agent NAME; --show-config lists an agent's keys)")
+    for column in ("agent", "method", "action modes", "online", "reference code"):
+        table.add_column(column, overflow="fold")
+    for name, spec in REGISTRY.items():
+        default = spec.config().action_mode
+        modes = [default] + [m for m in spec.modes if m != default]
+        reference = f"{spec.reference.repository} {spec.reference.agent_file}" if spec.reference else "-"
+        table.add_row(name, spec.summary, ", ".join(modes), spec.online_mode or "-", reference)
     Console().print(table)
 
 
