@@ -11,9 +11,9 @@ The official code is *not* part of fidec: clone it yourself and pass its folder.
 Settings (the same as fidec's side of docs/parity.md): cube-single-play-singletask-task1-v0 (``--env``),
 the dataset fidec generated (``fidec data generate --env cube-single-play-v0 --episodes 100``; its folder
 is found in fidec's cache, or give ``--data-dir``), 2 x 256 networks, batch 128, 20k steps, evaluation every
-5k steps over 20 episodes, training metrics every 1k.  FD: the official agent's defaults plus the official
-per-task flags for the family (``normalize_q_loss=True``, ``target_divergence``); FQL: its README's alpha
-for the family, normalisation off (its default).
+2k steps over 20 episodes, training metrics every 1k.  FD: as the paper's grid runs ran it (the grid
+script's Fisher flags and normalize_q_loss false, the registry's target_divergence for the family; fidec's
+side: ``--preset official-grid``); FQL: its README's alpha for the family, normalisation off (its default).
 
 Nothing in their files is edited.  :mod:`launch_official` starts their ``main.py`` with two adjustments made
 from outside: wandb runs offline (their ``setup_wandb`` passes ``mode='online'`` and a ``start_method``
