@@ -52,7 +52,7 @@ def main(jobs_path: str, out_path: str) -> int:
                 "repository": reference.repository,
                 "agent_file": reference.agent_file,
                 "agent_class": reference.agent_class,
-                "root": str(code.root),
+                "checkout": code.root.name,
                 "sha256": code.sha256,
                 "commit": code.commit,
             }
