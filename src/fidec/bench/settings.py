@@ -37,7 +37,7 @@ PAPER_PRESET = "paper-networks"
 SMALL_PRESET = "cpu-networks"
 TINY_PRESET = "tiny-networks"
 # fidec's side of the comparison with the official code: its agent's defaults (score, t, damping, M fresh
-# samples, gradient clip), see fidec.presets.NAMED_PRESETS["official"].
+# samples, gradient clip), see `fidec presets official`.
 OFFICIAL_PRESET = "official"
 TARGET_SPEEDUP = 1.25  # fidec's FD update / the official code's, at the paper's settings on the CPU
 TARGET_ROOFLINE = 0.85  # fraction of the large-matmul throughput

@@ -71,7 +71,7 @@ class AgentVariant:
     """An agent under a label: ``fd-velocity`` = ``fd`` with ``agent.fisher.estimator=velocity``.
 
     Attributes:
-        name: the agent (fd, iso, fql or bcflow).
+        name: the agent (`fidec agents` lists them).
         label: the variant's name in trial ids and reports (default: the agent's name); letters, digits
             and . _ = + - only, no "__".
         overrides: dotted run settings of this variant, applied after the spec's overrides.

@@ -2,10 +2,10 @@
 
 Resolution order of :func:`make_train_config` (each step a set of dotted overrides):
 
-    AgentConfig defaults -> the agent's own defaults -> task-family and task presets (from ``env``;
+    the agent's config defaults (its own code's) -> task-family and task presets (from ``env``;
         offline-to-online values when ``online_steps`` > 0) -> the scale's agent presets
-        -> the scale's values (run and ``agent.*`` keys) -> the scale's pixel presets (``visual-`` tasks)
-        -> named agent presets (``--preset``) -> explicit overrides (run and ``agent.*`` keys)
+        -> the scale's values (run keys, and the ``agent.*`` keys this agent has) -> the scale's pixel
+        presets (``visual-`` tasks) -> named presets (``--preset``) -> explicit overrides (run and ``agent.*``)
 
 ``TrainConfig()`` is the built-in main job: FD on cube-single-play-singletask-task1-v0 at the ``cpu``
 scale.  Build other runs with :func:`make_train_config` so that the agent's task preset follows the
