@@ -25,7 +25,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("data",),
     ("presets",),
     ("training",),
-    ("sweeps", "reports", "diagnostics", "bench"),
+    ("sweeps", "diagnostics", "bench"),
+    ("reports",),  # reads sweep folders through fidec.sweeps.manifest
     ("cli",),
 ]
 LAYER_OF = {unit: i for i, units in enumerate(LAYERS) for unit in units}

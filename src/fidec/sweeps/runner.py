@@ -8,6 +8,11 @@ trial's failure stop the others.  A trial whose run directory holds a checkpoint
 finished is skipped; what an attempt killed before its first checkpoint left is moved to ``set-aside/``
 (never deleted) and the trial starts again.  Each trial's output goes to ``<out_dir>/logs/<trial id>.log``.
 Ray is optional (``pip install 'fidec[sweep]'``): it is imported only here, through :func:`import_ray`.
+
+A stop signal to the driver (Ctrl-C, SIGTERM from ``kill`` / ``docker stop`` / Slurm, SIGHUP) is passed on
+to the trials in flight as a Ctrl-C: each finishes its block and saves a checkpoint (up to
+:data:`STOP_GRACE_S` seconds, then it is stopped by force), is marked pending, and resumes on the next run;
+the driver then raises :class:`SweepStopped`.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -24,7 +30,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
+from types import FrameType, ModuleType
 from typing import Any
 
 from rich.console import Console
@@ -33,7 +39,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from fidec.data.generate import generate
 from fidec.data.paths import data_dir, ogbench_files
 from fidec.envs.registry import parse_task
-from fidec.errors import UserError
+from fidec.errors import STOP_SIGNALS, UserError
 from fidec.files import FileLock, LockedError
 from fidec.sweeps.manifest import Manifest, set_aside_path, sweep_lock, trial_lock_path
 from fidec.sweeps.spec import Resources, SpecError, SweepSpec, Trial
@@ -44,7 +50,41 @@ from fidec.training.rundir import RunDir
 TrialFn = Callable[[Trial, Path, bool], Any]
 ERROR_TAIL_CHARS = 2000
 TRIAL_LOCK_WAIT_S = 600.0
+# How long the trials in flight get to save a checkpoint after the sweep is stopped (a block of the cpu
+# scale takes about 10 s; Slurm's default grace before SIGKILL is 30 s).
+STOP_GRACE_S = 30.0
 INSTALL_RAY = "pip install 'fidec[sweep]'"
+
+
+class SweepStopped(KeyboardInterrupt):
+    """The sweep driver was stopped by a signal (``signum``); the trials in flight saved what they could and
+    are pending again."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextmanager
+def _stop_signals_raise() -> Iterator[None]:
+    """While active (main thread only), a stop signal raises :class:`SweepStopped` in the driver; a signal
+    that was ignored (``nohup``) stays ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise SweepStopped(signum)
+
+    previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+    for number, old in previous.items():
+        if old is not signal.SIG_IGN:
+            signal.signal(number, handler)
+    try:
+        yield
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old if old is not None else signal.SIG_DFL)
 
 
 class RayMissingError(UserError, ModuleNotFoundError):
@@ -348,7 +388,8 @@ def run_sweep(
                 console.print(f"Ray ready in {startup:.1f} s; up to {limit} trial(s) at once")
                 if trial_fn is train_trial:
                     prepare_datasets(todo, spec.resources, console)
-                trial_wall = _schedule(spec, manifest, todo, ids, trial_fn, limit, console)
+                with _stop_signals_raise():
+                    trial_wall = _schedule(spec, manifest, todo, ids, trial_fn, limit, console)
         counts = manifest.counts(ids)
         failed = {t: manifest.trials[t].error or "" for t in ids if manifest.trials[t].state == "failed"}
     outcome = SweepOutcome(
@@ -468,12 +509,27 @@ def _schedule(
                     bar, description=_progress_text(manifest, ids), completed=manifest.counts(ids)["done"]
                 )
         except BaseException:
-            # Interrupted (Ctrl-C): stop the workers; the trials in flight resume on the next run.
-            for ref, trial in in_flight.items():
-                ray.cancel(ref, force=True)
-                manifest.update(trial.trial_id, state="pending", error="interrupted: the sweep was stopped")
+            # Interrupted (a stop signal): the trials in flight save a checkpoint and resume on the next run.
+            _stop_trials(in_flight, manifest, console)
             raise
     return wall
+
+
+def _stop_trials(in_flight: Mapping[Any, Trial], manifest: Manifest, console: Console) -> None:
+    """Pass a stop on to the trials in flight as a Ctrl-C (each finishes its block and saves a checkpoint),
+    wait up to :data:`STOP_GRACE_S` for them, stop the rest by force; all are pending again."""
+    ray = import_ray()
+    if not in_flight:
+        return
+    console.print(f"stopping {len(in_flight)} trial(s): each saves a checkpoint (up to {STOP_GRACE_S:.0f} s)")
+    for ref in in_flight:
+        ray.cancel(ref, force=False)
+    ray.wait(list(in_flight), num_returns=len(in_flight), timeout=STOP_GRACE_S)
+    for ref, trial in in_flight.items():
+        ray.cancel(
+            ref, force=True
+        )  # a trial still running after the grace period (no effect on one that ended)
+        manifest.update(trial.trial_id, state="pending", error="interrupted: the sweep was stopped")
 
 
 def _collect(ref: Any, trial: Trial) -> TrialOutcome:
