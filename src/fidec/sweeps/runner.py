@@ -68,12 +68,15 @@ class SweepStopped(KeyboardInterrupt):
 @contextmanager
 def _stop_signals_raise() -> Iterator[None]:
     """While active (main thread only), a stop signal raises :class:`SweepStopped` in the driver; a signal
-    that was ignored (``nohup``) stays ignored."""
+    that was ignored (``nohup``) stays ignored.  Ray may turn the exception into a plain KeyboardInterrupt
+    (a signal that arrives while it waits): it is raised as :class:`SweepStopped` again, with its signal."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    received: list[int] = []
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
         raise SweepStopped(signum)
 
     previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
@@ -82,6 +85,10 @@ def _stop_signals_raise() -> Iterator[None]:
             signal.signal(number, handler)
     try:
         yield
+    except KeyboardInterrupt as exc:
+        if received and not isinstance(exc, SweepStopped):
+            raise SweepStopped(received[0]) from None
+        raise
     finally:
         for number, old in previous.items():
             signal.signal(number, old if old is not None else signal.SIG_DFL)
@@ -524,11 +531,11 @@ def _stop_trials(in_flight: Mapping[Any, Trial], manifest: Manifest, console: Co
     console.print(f"stopping {len(in_flight)} trial(s): each saves a checkpoint (up to {STOP_GRACE_S:.0f} s)")
     for ref in in_flight:
         ray.cancel(ref, force=False)
-    ray.wait(list(in_flight), num_returns=len(in_flight), timeout=STOP_GRACE_S)
-    for ref, trial in in_flight.items():
-        ray.cancel(
-            ref, force=True
-        )  # a trial still running after the grace period (no effect on one that ended)
+    _, still_running = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=STOP_GRACE_S)
+    for ref in still_running:
+        ray.cancel(ref, force=True)
+    # Pending again: the next run resumes each from its checkpoint (or skips one that finished meanwhile).
+    for trial in in_flight.values():
         manifest.update(trial.trial_id, state="pending", error="interrupted: the sweep was stopped")
 
 

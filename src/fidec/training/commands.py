@@ -160,16 +160,16 @@ def _train_overrides(assignments: list[str], flags: dict[str, object]) -> dict[s
 
 
 def _stops_cleanly(run) -> None:
-    """Run a training call; a stop signal ends the command with its message and 128 + its number, divergence
-    with exit code 1."""
+    """Run a training call; a stop signal ends the command with one ``error:`` line (what was saved, how to go
+    on) and 128 + its number, divergence with exit code 1."""
     try:
         run()
     except (RunInterrupted, TrainingStopped) as exc:
-        typer.secho(str(exc), err=True, fg=typer.colors.YELLOW)
-        raise typer.Exit(exit_code_for_signal(exc.signum)) from None
+        raise fail(str(exc), exit_code_for_signal(exc.signum)) from None
     except KeyboardInterrupt:  # a Ctrl-C before fidec's handlers were in place
-        typer.secho("interrupted before training began: nothing was trained; run the command again", err=True)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        raise fail(
+            "interrupted before training began: nothing was trained; run the command again", EXIT_INTERRUPTED
+        ) from None
     except NonFiniteError as exc:
         raise fail(str(exc), EXIT_FAILURE) from None
 

@@ -168,8 +168,8 @@ def check_runnable(
     config: TrainConfig, dataset: Dataset | VisualDataset | None, evaluator: Evaluator | None
 ) -> TrainConfig:
     """Everything about ``config`` that can be checked before any file is written or data is loaded."""
-    config = check_consistency(config)
     check_int_ranges(config)
+    config = check_consistency(config)
     if config.total_steps > 2**31 - 1:
         raise ConfigError(
             f"steps + online_steps is {config.total_steps}; a run has at most {2**31 - 1} steps (an int32 counter)"
@@ -674,6 +674,7 @@ def _run(
     with run.lock(), stops.installed():
         if start == "reclaim":
             run.reclaim(config)
+        run.check_checkpoints_belong(config)
         try:
             session = _Session(config, run, start != "new", dataset, evaluator, env_factory, console, stops)
         except BaseException as exc:

@@ -52,7 +52,7 @@ from fidec.training import checkpoint as ckpt
 from fidec.training.config import TrainConfig
 from fidec.training.metrics import MetricsTable, read_rows
 from fidec.training.programs import cached_agent
-from fidec.training.snapshot import agent_states, check_provenance
+from fidec.training.snapshot import agent_states, check_provenance, check_recorded_provenance
 
 CONFIG_FILE = "config.json"
 SUMMARY_FILE = "summary.json"
@@ -347,6 +347,15 @@ class RunDir:
 
     def save_checkpoint(self, step: int, arrays: dict, meta: dict, keep: int) -> Path:
         return ckpt.save_checkpoint(self.checkpoints_dir, step, arrays, meta, keep)
+
+    def check_checkpoints_belong(self, config: TrainConfig) -> None:
+        """Refuse, before any data is loaded, a run whose checkpoints were not written with ``config`` (a
+        hand-edited ``config.json``, a checkpoint copied from another run), from their manifests alone; the
+        checkpoint a session restores is checked again in full."""
+        for _, folder in self.checkpoints():
+            recorded = ckpt.read_meta(folder)
+            if recorded is not None:
+                check_recorded_provenance(folder, *recorded, config)
 
     def set_aside(self, folder: Path, report: Callable[[str], None] | None = None) -> Path:
         """Move a checkpoint folder to ``checkpoints/damaged/`` (kept for inspection, never loaded again)."""

@@ -19,6 +19,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -110,9 +111,9 @@ def provenance(config: TrainConfig) -> dict[str, Any]:
     }
 
 
-def _mismatch(checkpoint: Checkpoint, key: str, saved: Any, now: Any) -> SnapshotError:
+def _mismatch(path: Path, key: str, saved: Any, now: Any) -> SnapshotError:
     return SnapshotError(
-        f"checkpoint {checkpoint.path} was written with {key}={json.dumps(saved)}, but the run's config.json has "
+        f"checkpoint {path} was written with {key}={json.dumps(saved)}, but the run's config.json has "
         f"{key}={json.dumps(now)}: config.json was edited by hand or the checkpoint comes from another run. "
         f"Restore {key} in config.json (a resume may change only {', '.join(RESUMABLE_KEYS)}), or remove the "
         "checkpoint"
@@ -122,21 +123,22 @@ def _mismatch(checkpoint: Checkpoint, key: str, saved: Any, now: Any) -> Snapsho
 def check_provenance(checkpoint: Checkpoint, config: TrainConfig) -> None:
     """Refuse ``checkpoint`` unless it was written by this run at the step its folder names (see the module
     docstring); checkpoints written before fidec recorded provenance are checked for agent and seeds only."""
-    name = checkpoint.path.name
-    if (
-        name.startswith(PREFIX)
-        and name[len(PREFIX) :].isdigit()
-        and int(name[len(PREFIX) :]) != checkpoint.step
-    ):
+    check_recorded_provenance(checkpoint.path, checkpoint.step, checkpoint.meta, config)
+
+
+def check_recorded_provenance(path: Path, step: int, meta: Mapping[str, Any], config: TrainConfig) -> None:
+    """:func:`check_provenance` from what a checkpoint's manifest records (no array is read): its folder
+    ``path``, ``step`` and ``meta``."""
+    name = path.name
+    if name.startswith(PREFIX) and name[len(PREFIX) :].isdigit() and int(name[len(PREFIX) :]) != step:
         raise SnapshotError(
-            f"checkpoint folder {checkpoint.path} holds the checkpoint of step {checkpoint.step}: it was renamed or "
-            "copied from elsewhere; move it back or remove it"
+            f"checkpoint folder {path} holds the checkpoint of step {step}: it was renamed or copied from "
+            "elsewhere; move it back or remove it"
         )
-    meta = checkpoint.meta
     if meta.get("agent") is not None and meta["agent"] != config.agent_name:
-        raise _mismatch(checkpoint, "agent_name", meta["agent"], config.agent_name)
+        raise _mismatch(path, "agent_name", meta["agent"], config.agent_name)
     if "seeds" in meta and list(meta["seeds"]) != list(config.seeds):
-        raise _mismatch(checkpoint, "seeds", list(meta["seeds"]), list(config.seeds))
+        raise _mismatch(path, "seeds", list(meta["seeds"]), list(config.seeds))
     saved: Mapping[str, Any] | None = (meta.get("provenance") or {}).get("config")
     if saved is None:
         return
@@ -144,7 +146,7 @@ def check_provenance(checkpoint: Checkpoint, config: TrainConfig) -> None:
     missing = object()
     for key in sorted(set(saved) | set(now)):
         if saved.get(key, missing) != now.get(key, missing):
-            raise _mismatch(checkpoint, key, saved.get(key), now.get(key))
+            raise _mismatch(path, key, saved.get(key), now.get(key))
 
 
 def agent_states(checkpoint: Checkpoint, init_agent: Callable, num_seeds: int) -> list[AgentState]:
