@@ -129,6 +129,15 @@ def generation_lock(directory: Path, dataset_name: str) -> Path:
     return directory / f".{dataset_name}.lock"
 
 
+def frames_file(
+    dataset_path: str | os.PathLike, fingerprint: str, directory: str | os.PathLike | None = None
+) -> Path:
+    """Where the frames of a pixel dataset are extracted once, as ``.npy``: ``<cache>/frames/`` (or
+    ``directory``), named after the dataset and the fingerprint of its frames."""
+    folder = Path(directory) if directory is not None else cache_dir() / "frames"
+    return folder / f"{dataset_stem(dataset_path)}-{fingerprint}.npy"
+
+
 def minari_metadata(folder: str | os.PathLike) -> Path:
     """``metadata.json`` of a Minari dataset's ``data`` folder."""
     return Path(folder) / MINARI_METADATA

@@ -65,6 +65,7 @@ LOG_FILE = "train.log"
 EVALS_DIR = "evals"
 EVAL_PREFIX = "step_"
 VIDEOS_DIR = "videos"
+PLOTS_DIR = "plots"
 # Settings that do not change what a run computes (a rerun that differs only in these is the same run).
 PRESENTATION_KEYS = ("run_dir", "progress", "tensorboard", "wandb", "wandb_project", "wandb_mode")
 
@@ -136,7 +137,7 @@ class RunDir:
 
     @property
     def plot_path(self) -> Path:
-        return self.root / "plots" / "learning_curves.png"
+        return self.root / PLOTS_DIR / "learning_curves.png"
 
     @property
     def evals_dir(self) -> Path:
