@@ -494,6 +494,8 @@ def test_two_generations_into_one_folder_wait_for_each_other_and_agree(tmp_path,
     for process, (out, err) in zip((first, second), outputs, strict=True):
         assert process.returncode == 0, err[-3000:]
         assert "error" not in (out + err).lower() and "Traceback" not in err
+    said = [out for out, _ in outputs]
+    assert sum("Wrote" in out for out in said) == 1 and sum("Already generated" in out for out in said) == 1
     assert sorted(p.name for p in shared.iterdir() if not p.name.startswith(".")) == [
         "cube-single-play-v0-val.npz",
         "cube-single-play-v0.generation.json",

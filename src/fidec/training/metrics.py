@@ -78,18 +78,17 @@ def _int_cell(text: str | None) -> int | None:
 
 
 def _cell_like(text: str, example: Any) -> Any:
-    """A CSV cell as the JSONL record wrote it, typed after ``example`` (a value of the same column): ints,
-    floats (non-finite ones stay strings, as :func:`clean_value` writes them), booleans, strings."""
+    """A CSV cell as the JSONL record wrote it: a number as its text says (``1`` an int, ``1.0`` a float; a
+    non-finite one stays a string, as :func:`clean_value` writes it), a boolean when the column's ``example``
+    is one, else the text."""
     if isinstance(example, bool):
         return text == "True"
-    if isinstance(example, int | float):
-        number = _number(text)
-        if isinstance(number, float) and not math.isfinite(number):
-            return text
-        if isinstance(example, float) and isinstance(number, int):
-            return float(number)
-        return number
-    return text
+    number = _number(text)
+    if isinstance(number, float) and not math.isfinite(number):
+        return text
+    if isinstance(number, int) and isinstance(example, float):
+        return float(number)
+    return number
 
 
 def _rebuild(cells: Mapping[str, str], template: Mapping[str, Any] | None) -> dict[str, Any]:
