@@ -390,13 +390,12 @@ def run_sweep(
         startup = None
         trial_wall: dict[str, float] = {}
         if todo:
-            with ray_session(address, num_cpus) as startup:
+            with ray_session(address, num_cpus) as startup, _stop_signals_raise():
                 limit = max_concurrent or default_concurrency(spec.resources)
                 console.print(f"Ray ready in {startup:.1f} s; up to {limit} trial(s) at once")
                 if trial_fn is train_trial:
                     prepare_datasets(todo, spec.resources, console)
-                with _stop_signals_raise():
-                    trial_wall = _schedule(spec, manifest, todo, ids, trial_fn, limit, console)
+                trial_wall = _schedule(spec, manifest, todo, ids, trial_fn, limit, console)
         counts = manifest.counts(ids)
         failed = {t: manifest.trials[t].error or "" for t in ids if manifest.trials[t].state == "failed"}
     outcome = SweepOutcome(
