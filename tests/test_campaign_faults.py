@@ -217,7 +217,7 @@ def test_sigterm_to_a_sweep_is_passed_on_to_its_trial_which_saves_and_resumes(tm
     _cube_transitions(dataset)
     env = process_env(jax_cache, MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"))
     train = (
-        "steps = 40000\nlog_interval = 250\nsave_interval = 250\neval_interval = 10000\neval_episodes = 0\n"
+        "steps = 20000\nlog_interval = 250\nsave_interval = 250\neval_interval = 10000\neval_episodes = 0\n"
         f'dataset = "{dataset}"\n'
     )
     spec = tmp_path / "spec.toml"
@@ -250,7 +250,7 @@ def test_sigterm_to_a_sweep_is_passed_on_to_its_trial_which_saves_and_resumes(tm
             "--dataset",
             str(dataset),
             "--steps",
-            "40000",
+            "20000",
             "--eval-episodes",
             "0",
             "--no-progress",
