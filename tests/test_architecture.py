@@ -26,7 +26,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("data",),
     ("presets",),
     ("training", "parity"),
-    ("sweeps", "reports", "diagnostics", "bench"),
+    ("sweeps", "diagnostics", "bench"),
+    ("reports",),  # reads sweep folders through fidec.sweeps.manifest
     ("cli",),
 ]
 LAYER_OF = {unit: i for i, units in enumerate(LAYERS) for unit in units}
@@ -284,3 +285,78 @@ def test_no_agent_name_is_spelled_outside_its_own_module_but_a_commands_default(
         if (file, name) not in AGENT_NAME_DEFAULTS
     ]
     assert not unexpected, "agent names spelled outside their module:\n" + "\n".join(unexpected)
+
+
+# -- one owner per artefact: file names -------------------------------------------------------------------
+
+# Each artefact's file and folder names, and the modules that may spell them (docs/architecture.md, "One owner
+# per artefact"); everyone else asks the owner (``RunDir``, ``fidec.data.paths``, ...).  A name counts where a
+# string literal (or a literal piece of an f-string) is exactly the name; suffixes (".npz") also where a literal
+# ends with them, prefixes ("step_") where one starts with them.  Messages that mention a file are free text.
+FILE_NAME_OWNERS: dict[str, set[str]] = {
+    # a run directory
+    "config.json": {"training/rundir.py"},
+    "summary.json": {"training/rundir.py", "diagnostics/demo.py"},  # the demo writes its own summary
+    "train.log": {"training/rundir.py"},
+    "wandb.json": {"training/rundir.py"},
+    "metrics": {"training/rundir.py"},
+    "checkpoints": {"training/rundir.py"},
+    "evals": {"training/rundir.py"},
+    "videos": {"training/rundir.py"},
+    "plots": {"training/rundir.py"},
+    # checkpoints (their folders' prefix is shared with the evaluation records, both owned by training)
+    "step_": {"training/rundir.py", "training/checkpoint.py"},
+    "arrays.npz": {"training/checkpoint.py"},
+    # a sweep folder (a checkpoint has a manifest.json of its own)
+    "manifest.json": {"sweeps/manifest.py", "training/checkpoint.py"},
+    ".sweep.lock": {"sweeps/manifest.py"},
+    "set-aside": {"sweeps/manifest.py"},
+    # datasets
+    ".npz": {"data/paths.py", "training/checkpoint.py"},
+    "-val.npz": {"data/paths.py"},
+    ".hdf5": {"data/paths.py"},
+    ".h5": {"data/paths.py"},
+    "main_data.hdf5": {"data/paths.py"},
+    "metadata.json": {"data/paths.py"},
+    ".generation.json": {"data/paths.py"},
+}
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    """ids of the docstring constants of a module, its classes and functions."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                found.add(id(body[0].value))
+    return found
+
+
+def _spells(literal: str, name: str) -> bool:
+    if name.startswith((".", "-")):
+        return literal.endswith(name)
+    if name.endswith("_"):
+        return literal.startswith(name)
+    return literal == name
+
+
+def test_file_names_are_spelled_only_by_their_owner():
+    spelled = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        where = str(path.relative_to(PACKAGE))
+        tree = ast.parse(path.read_text())
+        docstrings = _docstrings(tree)
+        for node in ast.walk(tree):
+            if (
+                not isinstance(node, ast.Constant)
+                or not isinstance(node.value, str)
+                or id(node) in docstrings
+            ):
+                continue
+            for name, owners in FILE_NAME_OWNERS.items():
+                if where not in owners and _spells(node.value, name):
+                    spelled.append(
+                        f"{where}:{node.lineno} spells {name!r} ({node.value!r}); ask its owner {sorted(owners)}"
+                    )
+    assert not spelled, "file names spelled outside their owner:\n" + "\n".join(spelled)

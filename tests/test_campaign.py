@@ -1,21 +1,20 @@
 """A campaign of bad inputs through the real CLI: every one exits with code 2 and one clear line that names
 what is wrong, and no input file is changed.
 
-Run directories come from a short toy run (no MuJoCo); the dataset cases use small files written here.
+Run directories come from a short toy run (no MuJoCo); the dataset cases use small files written here.  The
+second campaign (signals, concurrent use, hand-edited files, odd paths, a broken console) is
+``test_campaign_faults.py``; both check each case with :mod:`cli_checks`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from fidec.cli import app
-from fidec.errors import EXIT_USER_ERROR
+from cli_checks import digest, fails
 from fidec.training import RunDir, make_train_config, train
 from fidec.training.toy import evaluate_toy, make_toy_env, toy_dataset
 
@@ -33,28 +32,6 @@ def toy_run(tmp_path_factory) -> Path:
     )
     train(config, dataset=toy_dataset(10), evaluator=evaluate_toy, env_factory=make_toy_env, console=False)
     return run_dir
-
-
-def _digest(folder: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name != ".lock"
-    }
-
-
-def _fails(args: list[str], expected: str, tmp_path: Path | None = None) -> str:
-    result = CliRunner().invoke(app, args, env={"COLUMNS": "300"})
-    output = result.output.strip()
-    assert result.exit_code == EXIT_USER_ERROR, (
-        f"`fidec {' '.join(args)}` exited {result.exit_code}:\n{output[-3000:]}"
-    )
-    assert "Traceback" not in output, output[-3000:]
-    lines = [line for line in output.splitlines() if line.strip()]
-    error_lines = [line for line in lines if line.startswith("error:")]
-    assert len(error_lines) == 1, f"expected one 'error:' line, got:\n{output[-3000:]}"
-    assert expected.lower() in error_lines[0].lower(), f"{expected!r} not in {error_lines[0]!r}"
-    return error_lines[0]
 
 
 CONFIG_CASES = [
@@ -79,29 +56,29 @@ CONFIG_CASES = [
 
 @pytest.mark.parametrize(("args", "expected"), CONFIG_CASES, ids=[" ".join(a[1:3]) for a, _ in CONFIG_CASES])
 def test_bad_settings_are_one_line_errors(args, expected):
-    _fails(args, expected)
+    fails(args, expected)
 
 
 def test_bad_run_directories(toy_run, tmp_path):
-    before = _digest(toy_run)
-    _fails(["train", "--resume", str(tmp_path / "nowhere")], "does not exist")
+    before = digest(toy_run)
+    fails(["train", "--resume", str(tmp_path / "nowhere")], "does not exist")
     (tmp_path / "empty").mkdir()
-    _fails(["train", "--resume", str(tmp_path / "empty")], "not a fidec run directory")
-    _fails(["train", "--resume", str(toy_run), "--run-dir", str(tmp_path / "y")], "drop --run-dir")
-    _fails(["train", "--resume", str(toy_run), "--set", "agent.lr=1e-3"], "cannot change")
+    fails(["train", "--resume", str(tmp_path / "empty")], "not a fidec run directory")
+    fails(["train", "--resume", str(toy_run), "--run-dir", str(tmp_path / "y")], "drop --run-dir")
+    fails(["train", "--resume", str(toy_run), "--set", "agent.lr=1e-3"], "cannot change")
     notes = tmp_path / "notes"
     notes.mkdir()
     (notes / "keep.txt").write_text("mine")
-    _fails(["train", "--env", TASK, "--run-dir", str(notes), "--no-generate-dataset"], "not empty")
+    fails(["train", "--env", TASK, "--run-dir", str(notes), "--no-generate-dataset"], "not empty")
     assert (notes / "keep.txt").read_text() == "mine"
-    _fails(["eval", str(toy_run), "--action-mode", "iterative"], "action modes")
-    _fails(["diagnose", "kl", "--run-dir", str(toy_run)], "residual")
-    assert _digest(toy_run) == before
+    fails(["eval", str(toy_run), "--action-mode", "iterative"], "action modes")
+    fails(["diagnose", "kl", "--run-dir", str(toy_run)], "residual")
+    assert digest(toy_run) == before
     claimed = RunDir.claim(
         tmp_path / "claimed", make_train_config(overrides={"run_dir": str(tmp_path / "claimed")})
     )
     with claimed.lock():  # another process trains this run: refused before any data is loaded
-        _fails(["train", "--resume", str(claimed.root)], "another fidec process is using the run")
+        fails(["train", "--resume", str(claimed.root)], "another fidec process is using the run")
 
 
 def test_damaged_run_records_are_named(toy_run, tmp_path):
@@ -109,18 +86,18 @@ def test_damaged_run_records_are_named(toy_run, tmp_path):
     shutil.copytree(toy_run, copy)
     config = copy / "config.json"
     config.write_text(config.read_text()[:50])
-    line = _fails(["train", "--resume", str(copy)], "config.json")
+    line = fails(["train", "--resume", str(copy)], "config.json")
     assert "not valid JSON" in line
     damaged = tmp_path / "no-checkpoints"
     shutil.copytree(toy_run, damaged)
     for folder in (damaged / "checkpoints").glob("step_*"):
         shutil.rmtree(folder)
-    _fails(["eval", str(damaged)], "no usable checkpoint")
+    fails(["eval", str(damaged)], "no usable checkpoint")
 
 
 def test_bad_datasets(tmp_path):
     missing = tmp_path / "missing.npz"
-    _fails(
+    fails(
         ["train", "--env", TASK, "--dataset", str(missing), "--run-dir", str(tmp_path / "a")], "missing.npz"
     )
     assert not (tmp_path / "a" / "checkpoints").exists() or not list(
@@ -129,7 +106,7 @@ def test_bad_datasets(tmp_path):
     bad = tmp_path / "bad.npz"
     np.savez(bad, observations=np.zeros((10, 28), np.float32))
     before = bad.read_bytes()
-    _fails(["data", "info", str(bad)], "actions")
+    fails(["data", "info", str(bad)], "actions")
     assert bad.read_bytes() == before
 
 
@@ -138,9 +115,9 @@ def test_bad_sweep_and_report_inputs(tmp_path):
     spec.write_text(
         'name = "x"\nagents = ["fd"]\ntasks = ["cube-single-play-singletask-task1-v0"]\nseeds = [0]\nsteeps = 3\n'
     )
-    _fails(["sweep", str(spec), "--dry-run"], "steeps")
-    _fails(["sweep", str(tmp_path / "none.toml"), "--dry-run"], "none.toml")
-    _fails(["report", str(tmp_path / "nothing-here")], "does not exist")
+    fails(["sweep", str(spec), "--dry-run"], "steeps")
+    fails(["sweep", str(tmp_path / "none.toml"), "--dry-run"], "none.toml")
+    fails(["report", str(tmp_path / "nothing-here")], "does not exist")
     out_file = tmp_path / "out-is-a-file"
     out_file.write_text("x")
-    _fails(["report", str(tmp_path), "--out", str(out_file)], "is a file")
+    fails(["report", str(tmp_path), "--out", str(out_file)], "is a file")

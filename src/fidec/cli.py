@@ -1,6 +1,16 @@
-"""The ``fidec`` command line (Typer).  Each command is a thin shell over a library function."""
+"""The ``fidec`` command line (Typer).  Each command is a thin shell over a library function.
+
+:func:`main` guards the console: output that cannot be written to stderr (a closed pipe, a full device, a
+closed terminal) is dropped -- a training run goes on, its ``train.log`` keeps every line -- and a command
+whose stdout cannot be written (its result) ends with one ``error:`` line and exit code 2.
+"""
 
 from __future__ import annotations
+
+import errno
+import os
+import sys
+from typing import IO, Any
 
 import numpy as np
 import typer
@@ -91,8 +101,68 @@ app.add_typer(diagnose_app, name="diagnose")
 app.command("demo")(demo_command)
 
 
+class GuardedStream:
+    """A console stream whose failed writes are recorded (:attr:`failure`) instead of raised; once one failed,
+    the rest is dropped."""
+
+    def __init__(self, stream: IO[str]):
+        self.stream = stream
+        self.failure: OSError | None = None
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        if self.failure is None:
+            try:
+                self.stream.write(text)
+            except OSError as exc:
+                self.failure = exc
+        return len(text)
+
+    def flush(self) -> None:
+        if self.failure is None:
+            try:
+                self.stream.flush()
+            except OSError as exc:
+                self.failure = exc
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding, ... of the real stream
+        return getattr(self.stream, name)
+
+
+def _silence(stream: GuardedStream) -> None:
+    """Point a failed stream's file descriptor at /dev/null, so that the interpreter's last flush succeeds."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.stream.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
 def main() -> None:
-    app()
+    """The ``fidec`` command, with its console guarded (see the module docstring)."""
+    out, err = GuardedStream(sys.stdout), GuardedStream(sys.stderr)
+    sys.stdout, sys.stderr = out, err
+    code: int | str | None = 0
+    try:
+        app()
+    except SystemExit as exc:
+        code = exc.code
+    out.flush()
+    err.flush()
+    if out.failure is not None:
+        reason = os.strerror(out.failure.errno) if out.failure.errno else str(out.failure)
+        what = "the reader closed the pipe" if out.failure.errno == errno.EPIPE else reason
+        err.write(
+            f"error: cannot write the output to stdout ({what}); send it to a file or a pipe that reads it all\n"
+        )
+        err.flush()
+        code = 2
+    for stream in (out, err):
+        if stream.failure is not None:
+            _silence(stream)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -467,3 +467,19 @@ def check_finite_fields(config: Any) -> None:
         value = getattr(config, f.name)
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"{f.name} must be a finite number, got {value}")
+
+
+INT_RANGE = (
+    -(2**31),
+    2**31 - 1,
+)  # what fidec's integer settings may hold (step counters are int32 on devices)
+
+
+def check_int_ranges(config: Any, low: int = INT_RANGE[0], high: int = INT_RANGE[1]) -> None:
+    """Raise :class:`ConfigError` naming the first integer setting of a (nested) dataclass, or element of a
+    tuple of integers, outside [low, high] (e.g. ``--seeds 9223372036854775808``)."""
+    for key, value in flatten(to_dict(config)).items():
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            if isinstance(item, int) and not isinstance(item, bool) and not low <= item <= high:
+                raise ConfigError(f"{key}: {item} is out of range; use a whole number from {low} to {high}")

@@ -19,7 +19,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -192,22 +192,36 @@ class FileLock:
     """An exclusive lock on ``path`` (created if missing), held while the ``with`` block runs.
 
     ``wait_s`` = 0 refuses at once when another process holds it; otherwise waits up to ``wait_s`` seconds.
-    ``owner`` describes the holder in the refusal message (e.g. "another fidec train").
+    ``owner`` describes the holder in the refusal message (e.g. "another fidec train"); ``on_wait`` is called
+    once when the lock is busy and the call is about to wait (to say so).  A lock file that cannot be created
+    (a folder that is not writable) is a :class:`WriteError`.
     """
 
     def __init__(
-        self, path: str | os.PathLike, owner: str = "another process", hint: str = "", wait_s: float = 0.0
+        self,
+        path: str | os.PathLike,
+        owner: str = "another process",
+        hint: str = "",
+        wait_s: float = 0.0,
+        on_wait: Callable[[], None] | None = None,
     ):
         self.path = Path(path)
         self.owner = owner
         self.hint = hint
         self.wait_s = wait_s
+        self.on_wait = on_wait
         self._stream: IO[str] | None = None
 
     def __enter__(self) -> FileLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        stream = open(self.path, "a+")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            stream = open(self.path, "a+")
+        except OSError as exc:  # a folder that is not writable (or a name that is too long)
+            if exc.errno == errno.ENAMETOOLONG:
+                raise
+            raise WriteError(exc.errno, _describe(exc, self.path)) from exc
         deadline = time.monotonic() + self.wait_s
+        waiting = False
         while True:
             try:
                 fcntl.flock(stream.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -217,6 +231,9 @@ class FileLock:
                     stream.close()
                     hint = f"; {self.hint}" if self.hint else ""
                     raise LockedError(f"{self.owner} holds {self.path}{hint}") from None
+                if not waiting and self.on_wait is not None:
+                    self.on_wait()
+                waiting = True
                 time.sleep(0.2)
         stream.seek(0)
         stream.truncate()

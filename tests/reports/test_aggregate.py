@@ -185,19 +185,28 @@ def test_displacement_statistics_use_the_last_logged_values(runs):
     assert stats["iso"]["penalty"].n == 2
 
 
+def trial_record(run_dir: str, label: str, state: str, **extra) -> dict:
+    """A trial record as a sweep writes it (every field its manifest validation requires)."""
+    return {
+        "run_dir": run_dir,
+        "label": label,
+        "agent": "fd",
+        "task": T1,
+        "seeds": [0],
+        "fingerprint": "0" * 12,
+        "state": state,
+        **extra,
+    }
+
+
 def test_sweep_labels_duplicates_and_unfinished_trials(runs, tmp_path):
     sweep = tmp_path / "sweep"
     write_run(sweep / "runs" / "a", "fd", T1, {0: [0.1] * 5})
     manifest = {
         "format": 1,
         "trials": {
-            "a": {"run_dir": "runs/a", "label": "fd-velocity", "state": "done"},
-            "b": {
-                "run_dir": "runs/b",
-                "label": "fd-velocity",
-                "state": "failed",
-                "error": "ValueError: boom\n...",
-            },
+            "a": trial_record("runs/a", "fd-velocity", "done"),
+            "b": trial_record("runs/b", "fd-velocity", "failed", error="ValueError: boom\n..."),
         },
     }
     (sweep / "manifest.json").write_text(json.dumps(manifest))
@@ -244,9 +253,9 @@ def test_trials_of_a_variant_removed_from_the_spec_are_named_as_such(tmp_path):
         "format": 1,
         "spec": {"agents": [{"name": "fd", "label": "fd"}]},
         "trials": {
-            "a": {"run_dir": "runs/a", "label": "fd", "state": "done"},
-            "b": {"run_dir": "runs/b", "label": "fd", "state": "pending"},
-            "c": {"run_dir": "runs/c", "label": "fd-velocity", "state": "pending"},
+            "a": trial_record("runs/a", "fd", "done"),
+            "b": trial_record("runs/b", "fd", "pending"),
+            "c": trial_record("runs/c", "fd-velocity", "pending"),
         },
     }
     (sweep / "manifest.json").write_text(json.dumps(manifest))

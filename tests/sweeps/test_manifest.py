@@ -99,6 +99,40 @@ def test_read_manifest_errors(tmp_path):
     assert issubclass(ManifestError, UserError)
 
 
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (lambda r: r.pop("run_dir"), "field 'run_dir' is missing"),
+        (lambda r: r.update(attempts=None), "field 'attempts' is null, not a whole number >= 0"),
+        (lambda r: r.update(attempts=-1), "field 'attempts' is -1"),
+        (lambda r: r.update(seeds="0"), "field 'seeds' is \"0\", not a list"),
+        (lambda r: r.update(state="lost"), "field 'state' is \"lost\", not one of"),
+        (lambda r: r.update(run_dir="../../elsewhere"), "not a folder inside the sweep folder"),
+        (lambda r: r.update(resumed="yes"), "field 'resumed' is \"yes\", not true or false"),
+        (lambda r: r.update(wall_s="fast"), "field 'wall_s' is \"fast\", not a number or null"),
+    ],
+    ids=[
+        "no-run-dir",
+        "attempts-null",
+        "attempts-negative",
+        "seeds",
+        "state",
+        "run-dir-outside",
+        "resumed",
+        "wall",
+    ],
+)
+def test_a_damaged_trial_record_names_the_trial_and_the_field(tmp_path, change, says):
+    Manifest.open(make_spec(tmp_path, agents=["fd"], seeds=[0]))
+    data = json.loads((tmp_path / "manifest.json").read_text())
+    trial_id, record = next(iter(data["trials"].items()))
+    change(record)
+    (tmp_path / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ManifestError) as raised:
+        read_manifest(tmp_path)
+    assert f"trial {trial_id!r}: " in str(raised.value) and says in str(raised.value)
+
+
 def test_one_sweep_per_output_directory(tmp_path):
     with sweep_lock(tmp_path):
         with pytest.raises(LockedError, match=r"another fidec sweep holds .*\.sweep\.lock; wait for it"):

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from fidec.training.commands import app, parse_assignments
+from fidec.cli import app
+from fidec.training.commands import parse_assignments
 
 runner = CliRunner()
 ENV = "cube-single-play-singletask-task1-v0"
@@ -87,7 +88,7 @@ def _fake_cube_dataset(path, n: int = 2000):
 
 
 def _cli(*args) -> list[str]:
-    return [sys.executable, "-m", "fidec.training.commands", *args]
+    return [sys.executable, "-m", "fidec.cli", *args]
 
 
 def _train_args(dataset, run_dir) -> list[str]:

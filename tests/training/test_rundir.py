@@ -38,7 +38,8 @@ def _resume(run_dir, overrides=None):
 
 
 def test_a_run_directory_is_claimed_with_its_config_in_one_step(tmp_path, monkeypatch):
-    """A failure right after the claim (here: loading the data) leaves a directory the same command completes."""
+    """A failure right after the claim (here: loading the data) leaves nothing behind (the fresh directory
+    held no result), and the same command completes the run."""
     import fidec.training.loop as loop
 
     def broken(*args, **kwargs):
@@ -48,8 +49,7 @@ def test_a_run_directory_is_claimed_with_its_config_in_one_step(tmp_path, monkey
     config = _config(tmp_path / "run")
     with pytest.raises(OSError, match="went away"):
         _train(config)
-    run = RunDir(tmp_path / "run")
-    assert run.is_run and not run.checkpoints()  # config.json is there: nothing stranded
+    assert list(tmp_path.iterdir()) == []  # nothing stranded: no run directory, no temporary folder
     monkeypatch.undo()
     result = _train(config)  # the same command again completes the run
     assert result.summary["status"] == "completed"

@@ -110,8 +110,8 @@ def test_fidec_train_on_a_visual_task_from_an_official_layout_file(tmp_path):
     """`fidec train --env visual-... --preset tiny --preset cpu-visual --dataset FILE` (no rendering)."""
     from typer.testing import CliRunner
 
+    from fidec.cli import app
     from fidec.data.npz import write_npz_atomic
-    from fidec.training.commands import app
 
     rng = np.random.default_rng(0)
     for name, lengths in (

@@ -38,7 +38,14 @@ import numpy as np
 
 from fidec.data.dataset import Dataset
 from fidec.data.errors import DatasetError, DatasetNotFoundError, file_read_error
-from fidec.data.paths import minari_root
+from fidec.data.paths import (
+    MINARI_DATA,
+    MINARI_METADATA,
+    minari_data_folder,
+    minari_main_data,
+    minari_metadata,
+    minari_root,
+)
 from fidec.data.validate import ActionPolicy, check_action_range, check_finite, check_lengths, require_keys
 from fidec.envs.observations import flatten_observation
 
@@ -131,22 +138,22 @@ def load_d4rl_hdf5(
 def is_minari_folder(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a Minari dataset folder or its ``data`` folder (it holds ``metadata.json``)."""
     path = Path(path).expanduser()
-    return (path / "metadata.json").exists() or (path / "data" / "metadata.json").exists()
+    return minari_metadata(path).exists() or minari_metadata(minari_data_folder(path)).exists()
 
 
 def minari_data_path(path_or_id: str | os.PathLike) -> Path:
     """The ``data`` folder of a Minari dataset given its folder, its ``data`` folder or its id."""
     candidate = Path(path_or_id).expanduser()
-    for folder in (candidate, candidate / "data"):
-        if (folder / "metadata.json").exists():
+    for folder in (candidate, minari_data_folder(candidate)):
+        if minari_metadata(folder).exists():
             return folder
     root = minari_root()
-    by_id = root / str(path_or_id) / "data"
-    if (by_id / "metadata.json").exists():
+    by_id = minari_data_folder(root / str(path_or_id))
+    if minari_metadata(by_id).exists():
         return by_id
     raise DatasetNotFoundError(
         f"No Minari dataset at {candidate} nor with id {str(path_or_id)!r} under {root} (expected "
-        f"<dataset>/data/metadata.json). Fetch it with `fidec data download {path_or_id}` (--url for a "
+        f"<dataset>/{MINARI_DATA}/{MINARI_METADATA}). Fetch it with `fidec data download {path_or_id}` (--url for a "
         "mirror), or copy the dataset folder from a machine where `minari download <id>` worked and set "
         "$MINARI_DATASETS_PATH to its root."
     )
@@ -173,12 +180,13 @@ def _read_group(node) -> np.ndarray | dict:
 
 
 def _episodes_with_h5py(data_path: Path) -> Iterable[dict]:
-    with h5py.File(data_path / "main_data.hdf5", "r") as file:
+    main = minari_main_data(data_path)
+    with h5py.File(main, "r") as file:
         names = sorted((k for k in file if k.startswith("episode_")), key=lambda k: int(k.split("_")[1]))
         for name in names:
             group = file[name]
             keys = ("observations", "actions", "rewards", "terminations", "truncations")
-            require_keys(group, keys, source=f"{data_path}/main_data.hdf5:{name}")
+            require_keys(group, keys, source=f"{main}:{name}")
             yield {k: _read_group(group[k]) for k in keys}
 
 
@@ -232,6 +240,6 @@ def load_minari(
     except DatasetError:
         raise
     except (OSError, KeyError, ValueError) as error:
-        raise file_read_error(data_path / "main_data.hdf5", error) from error
+        raise file_read_error(minari_main_data(data_path), error) from error
     antmaze = is_antmaze(task_name) or is_antmaze(str(path_or_id))
     return _finish(arrays, source, antmaze, action_policy)

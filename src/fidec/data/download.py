@@ -45,7 +45,15 @@ from tqdm.auto import tqdm
 from fidec.data.d4rl import MINARI_DATASET_IDS
 from fidec.data.errors import DatasetError
 from fidec.data.npz import check_ogbench_layout
-from fidec.data.paths import data_dir, minari_root, ogbench_files
+from fidec.data.paths import (
+    MINARI_FILES,
+    data_dir,
+    minari_data_folder,
+    minari_main_data,
+    minari_metadata,
+    minari_root,
+    ogbench_files,
+)
 from fidec.envs.registry import UnknownTaskError, parse_dataset_name, parse_task
 from fidec.errors import UserError
 from fidec.files import atomic_directory, atomic_path, fsync_dir
@@ -53,7 +61,6 @@ from fidec.files import atomic_directory, atomic_path, fsync_dir
 OGBENCH_URL_ENV = "FIDEC_OGBENCH_URL"
 MINARI_URL_ENV = "FIDEC_MINARI_URL"
 CHECKSUM_FILE = "SHA256SUMS"
-MINARI_FILES: tuple[str, ...] = ("data/metadata.json", "data/main_data.hdf5")
 CHUNK_BYTES = 1 << 20
 TIMEOUT_S = 60.0
 PLAIN_SCHEMES = ("http", "https", "file")
@@ -295,8 +302,8 @@ def download_ogbench(
 def verify_minari_folder(folder: Path, source: str) -> None:
     """``data/metadata.json`` parses and ``data/main_data.hdf5`` opens (a Minari dataset in HDF5 format)."""
     try:
-        json.loads((folder / "data" / "metadata.json").read_text())
-        with h5py.File(folder / "data" / "main_data.hdf5", "r") as file:
+        json.loads(minari_metadata(minari_data_folder(folder)).read_text())
+        with h5py.File(minari_main_data(minari_data_folder(folder)), "r") as file:
             if not any(key.startswith("episode_") for key in file):
                 raise DownloadError(f"{source}: main_data.hdf5 holds no episode; nothing was saved.")
     except (OSError, ValueError) as error:
@@ -312,7 +319,7 @@ def download_minari(
 ) -> DownloadResult:
     """The Minari dataset ``dataset_id`` into Minari's root (see the module docstring)."""
     target = minari_root() / dataset_id
-    if not overwrite and (target / "data" / "metadata.json").exists():
+    if not overwrite and minari_metadata(minari_data_folder(target)).exists():
         return DownloadResult("minari", dataset_id, (target,), already_present=True)
     if url is not None and urllib.parse.urlparse(url).scheme in PLAIN_SCHEMES:
         return _download_minari_mirror(dataset_id, url, target, progress)

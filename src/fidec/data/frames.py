@@ -18,7 +18,7 @@ import numpy as np
 
 from fidec.data.errors import DatasetError, file_read_error
 from fidec.data.npz import read_npy_header
-from fidec.data.paths import cache_dir
+from fidec.data.paths import frames_file
 from fidec.files import WriteError, atomic_path
 
 EXTRACT_CHUNK_BYTES = 64 << 20
@@ -65,8 +65,7 @@ def frames_memmap(
 ) -> np.ndarray:
     """A read-only memmap of the frames of an ``.npz`` (extracted once into the cache, reused after)."""
     path = Path(path)
-    folder = Path(directory) if directory is not None else cache_dir() / "frames"
-    npy = folder / f"{path.name[: -len('.npz')]}-{_member_fingerprint(path, key)}.npy"
+    npy = frames_file(path, _member_fingerprint(path, key), directory)
     if not npy.exists():
         extract_npz_array(path, key, npy)
     return np.load(npy, mmap_mode="r")

@@ -36,7 +36,8 @@ scene). So the output depends only on (seed, N), not on the number of workers or
 validation episodes come from their own stream, so the validation set of a small dataset never lies inside
 the training set of a larger one with the same seed, and the first training episodes of every size agree.
 Episodes are produced in chunks, each written atomically as a shard in a hidden folder beside the output;
-a rerun skips finished shards. The final ``<name>.npz`` and
+a rerun skips finished shards.  One process generates into a folder at a time (a lock beside the files):
+a second one waits, then reuses the finished dataset. The final ``<name>.npz`` and
 ``<name>-val.npz`` are written to temporary files, fsynced and renamed, so a killed run never leaves a file
 under the final name. A JSON sidecar ``<name>.generation.json`` records the settings and the speed.
 """
@@ -47,9 +48,11 @@ import concurrent.futures
 import dataclasses
 import hashlib
 import json
+import math
 import multiprocessing
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,11 +63,18 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from fidec.data.npz import read_npz, write_npz_atomic
-from fidec.data.paths import generated_dataset_dir, ogbench_files
+from fidec.data.paths import (
+    generated_dataset_dir,
+    generation_lock,
+    generation_part,
+    generation_parts,
+    generation_record,
+    ogbench_files,
+)
 from fidec.envs.headless import configure_headless
 from fidec.envs.registry import MANIPULATION_ENVS, UnknownTaskError, parse_dataset_name
 from fidec.errors import UserError
-from fidec.files import output_dir, write_json_atomic
+from fidec.files import FileLock, output_dir, write_json_atomic
 
 OFFICIAL_MAX_EPISODE_STEPS = 1001
 OFFICIAL_NUM_EPISODES: dict[str, int] = {
@@ -335,10 +345,6 @@ class GenerationResult:
         return self.generated_steps / self.seconds if self.seconds > 0 else float("nan")
 
 
-def _sidecar_path(train_path: Path) -> Path:
-    return train_path.with_name(train_path.name[: -len(".npz")] + ".generation.json")
-
-
 def _read_sidecar(path: Path) -> dict:
     """The generation record beside a dataset ({} when missing or unreadable: the dataset counts as stale)."""
     try:
@@ -368,24 +374,53 @@ def generate(
     )
     output_dir(directory)  # an existing file as --out is refused before any rollout
     train_path, val_path = ogbench_files(directory, dataset_name)
-    sidecar = _sidecar_path(train_path)
+
+    def waiting() -> None:
+        if progress:
+            tqdm.write(
+                f"another process is generating {dataset_name} in {directory}: waiting for it to finish "
+                "(its dataset is reused when the settings match)",
+                file=sys.stderr,
+            )
+
+    lock = FileLock(generation_lock(directory, dataset_name), wait_s=math.inf, on_wait=waiting)
+    with lock:  # one generator per dataset folder: a second waits, then finds the finished files
+        return _generate_locked(
+            plan, directory, train_path, val_path, bool(out_dir), workers, chunk_episodes, progress, overwrite
+        )
+
+
+def _generate_locked(
+    plan: GenerationPlan,
+    directory: Path,
+    train_path: Path,
+    val_path: Path,
+    explicit_out: bool,
+    workers: int,
+    chunk_episodes: int,
+    progress: bool | Callable[[int, int], None],
+    overwrite: bool,
+) -> GenerationResult:
+    """:func:`generate`'s work, under the dataset folder's lock."""
+    dataset_name = plan.dataset_name
+    sidecar = generation_record(train_path)
     if train_path.exists() and val_path.exists() and not overwrite:
         recorded = _read_sidecar(sidecar)
         if recorded.get("fingerprint") == plan.fingerprint():
             return GenerationResult(train_path, val_path, int(recorded.get("steps", 0)), 0.0, cached=True)
-        if out_dir:  # fidec's own cache is regenerated when stale (older format, other settings)
+        if explicit_out:  # fidec's own cache is regenerated when stale (older format, other settings)
             raise GeneratedDatasetExistsError(
                 f"{train_path} already exists but was not generated with these settings "
                 f"({dataclasses.asdict(plan)}). "
                 "Choose another --out directory, or pass overwrite=True (--overwrite) to replace it."
             )
 
-    shard_dir = directory / f".{dataset_name}.parts-{plan.fingerprint()}"
+    shard_dir = generation_parts(directory, dataset_name, plan.fingerprint())
     shard_dir.mkdir(parents=True, exist_ok=True)
     train_chunks = _chunks(TRAIN_SPLIT, plan.num_episodes, chunk_episodes)
     val_chunks = _chunks(VAL_SPLIT, plan.num_val_episodes, chunk_episodes)
     split_names = {TRAIN_SPLIT: "train", VAL_SPLIT: "val"}
-    shard = lambda c: shard_dir / f"{split_names[c[0]]}-episodes-{c[1][0]:06d}-{c[1][-1]:06d}.npz"
+    shard = lambda c: generation_part(shard_dir, split_names[c[0]], c[1][0], c[1][-1])
     todo = [c for c in train_chunks + val_chunks if not shard(c).exists()]
     total = plan.num_episodes + plan.num_val_episodes
     done_before = total - sum(len(c[1]) for c in todo)

@@ -17,9 +17,9 @@ from fidec.data.d4rl import read_d4rl_hdf5
 from fidec.data.dataset import Dataset
 from fidec.data.errors import DatasetError, DatasetNotFoundError
 from fidec.data.load import load_dataset, looks_like_path
-from fidec.data.npz import check_ogbench_layout, read_npz
-from fidec.data.paths import cache_dir
-from fidec.data.validate import check_episode_ends
+from fidec.data.npz import read_npz
+from fidec.data.ogbench_data import check_ogbench_file
+from fidec.data.paths import generated_train_files, is_npz, regular_file
 from fidec.data.visual import VisualDataset
 from fidec.envs.registry import parse_task
 
@@ -90,7 +90,7 @@ def dataset_summary(dataset: Dataset | VisualDataset) -> dict[str, Any]:
 def raw_file_summary(path: str | os.PathLike) -> dict[str, Any]:
     """Summary of a file's arrays as stored (OGBench .npz or D4RL .hdf5)."""
     path = Path(path)
-    arrays = read_npz(path) if path.suffix == ".npz" else read_d4rl_hdf5(path)
+    arrays = read_npz(path) if is_npz(path) else read_d4rl_hdf5(path)
     summary: dict[str, Any] = {"path": str(path), "bytes": path.stat().st_size, "arrays": array_table(arrays)}
     if "terminals" in arrays:
         flags = np.asarray(arrays["terminals"]).astype(bool)
@@ -100,7 +100,7 @@ def raw_file_summary(path: str | os.PathLike) -> dict[str, Any]:
         summary["rows"] = len(flags)
         summary["episodes"] = len(lengths)
         summary["episode_length"] = _stats(lengths)
-    if "actions" in arrays:
+    if "actions" in arrays and np.size(arrays["actions"]):
         summary["action_min"] = float(np.min(arrays["actions"]))
         summary["action_max"] = float(np.max(arrays["actions"]))
     if "rewards" in arrays:
@@ -110,25 +110,23 @@ def raw_file_summary(path: str | os.PathLike) -> dict[str, Any]:
 
 def _generated_train_file(task: str) -> Path | None:
     """The most recent generated dataset of a task's OGBench dataset, if any."""
-    spec = parse_task(task)
-    root = cache_dir() / "datasets" / "ogbench" / spec.dataset_name
-    candidates = sorted(root.glob(f"*/{spec.dataset_name}.npz"), key=lambda p: p.stat().st_mtime)
+    candidates = generated_train_files(parse_task(task).dataset_name)
     return candidates[-1] if candidates else None
 
 
 def dataset_info(path_or_name: str, dataset_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """Summary for a file, a Minari folder or a task name (official file, else the newest generated one).
 
-    A file that cannot be used as a dataset keeps its as-stored summary and gets ``load_error``."""
+    A file that cannot be used as a dataset keeps its as-stored summary and gets ``load_error``: the checks
+    are those training runs (with the default ``action_policy``, "refuse")."""
     info: dict[str, Any] = {"source": path_or_name}
     path = Path(path_or_name).expanduser()
-    is_file = looks_like_path(path_or_name) and path.is_file()
+    is_file = looks_like_path(path_or_name) and regular_file(path).is_file()
     if is_file:
         info["file"] = raw_file_summary(path)
-        if path.suffix == ".npz" and "rewards" not in {row["key"] for row in info["file"]["arrays"]}:
+        if is_npz(path) and "rewards" not in {row["key"] for row in info["file"]["arrays"]}:
             try:
-                check_ogbench_layout(path)
-                check_episode_ends(read_npz(path, keys=("terminals",))["terminals"], str(path))
+                check_ogbench_file(path)
             except DatasetError as error:
                 info["load_error"] = str(error)
                 return info

@@ -26,23 +26,30 @@ from fidec.data.errors import DatasetError, DatasetNotFoundError
 from fidec.data.generate import generate
 from fidec.data.npz import inspect_npz, read_npz
 from fidec.data.ogbench_data import load_ogbench
-from fidec.data.paths import data_dir, minari_root
+from fidec.data.paths import (
+    d4rl_file,
+    dataset_stem,
+    has_dataset_suffix,
+    is_hdf5,
+    is_npz,
+    is_val_file,
+    minari_root,
+    regular_file,
+)
 from fidec.data.validate import ActionPolicy, check_action_range, check_env_dims, check_finite
 from fidec.data.visual import VisualDataset
 from fidec.envs.dims import task_dims
 from fidec.envs.registry import D4RL_TASKS, UnknownTaskError, parse_dataset_name, parse_task
 
-DATASET_SUFFIXES = (".npz", ".hdf5", ".h5")
-
 
 def looks_like_path(name: str) -> bool:
-    return name.endswith(DATASET_SUFFIXES) or os.sep in name or Path(name).expanduser().is_dir()
+    return has_dataset_suffix(name) or os.sep in name or Path(name).expanduser().is_dir()
 
 
 def _ogbench_task_for_file(path: Path, task: str | None) -> str:
     if task is not None:
         return task
-    stem = path.name[: -len(".npz")]
+    stem = dataset_stem(path)
     try:
         env, dataset_type, visual = parse_dataset_name(stem)
     except UnknownTaskError as error:
@@ -55,8 +62,8 @@ def _ogbench_task_for_file(path: Path, task: str | None) -> str:
 
 def _not_a_dataset_folder(path: Path) -> DatasetError:
     """A folder that is not a Minari dataset: say what --dataset takes and what to pass instead."""
-    names = [p.name for p in path.iterdir() if p.suffix in DATASET_SUFFIXES and not p.name.startswith(".")]
-    files = sorted(names, key=lambda name: (name.endswith("-val.npz"), name))  # a training file first
+    names = [p.name for p in path.iterdir() if has_dataset_suffix(p.name) and not p.name.startswith(".")]
+    files = sorted(names, key=lambda name: (is_val_file(name), name))  # a training file first
     inside = (
         f"It holds {', '.join(files[:4])}{' ...' if len(files) > 4 else ''}: pass one file, e.g. "
         f"--dataset {path / files[0]}, or pass the folder as --dataset-dir {path} to load the task's "
@@ -93,7 +100,7 @@ def load_path(
     path: str | os.PathLike, task: str | None = None, action_policy: ActionPolicy = "refuse"
 ) -> tuple[Dataset | VisualDataset, Dataset | VisualDataset | None]:
     """(train, val) from a file or folder; see the module docstring."""
-    path = Path(path).expanduser()
+    path = regular_file(Path(path).expanduser())
     if not path.exists():
         raise DatasetNotFoundError(f"No dataset at {path}: the file or folder does not exist.")
     if path.is_dir():
@@ -101,10 +108,10 @@ def load_path(
             raise _not_a_dataset_folder(path)
         dataset = load_minari(path, task_name=task, action_policy=action_policy)
         return check_against_task(dataset, task, str(path)), None
-    if path.suffix in (".hdf5", ".h5"):
+    if is_hdf5(path):
         dataset = load_d4rl_hdf5(path, task_name=task or path.stem, action_policy=action_policy)
         return check_against_task(dataset, task, str(path)), None
-    if path.suffix != ".npz":
+    if not is_npz(path):
         raise DatasetError(
             f"{path}: unknown dataset format; expected .npz (OGBench), .hdf5 (D4RL) or a Minari folder."
         )
@@ -149,7 +156,7 @@ def load_dataset(
 def load_d4rl(env_name: str, dataset_dir: str | os.PathLike | None, action_policy: ActionPolicy) -> Dataset:
     """``<dataset_dir>/<name>.hdf5`` if present, else the Minari re-recording of the task."""
     assert env_name in D4RL_TASKS
-    hdf5 = data_dir(dataset_dir) / f"{env_name}.hdf5"
+    hdf5 = regular_file(d4rl_file(env_name, dataset_dir))
     if hdf5.exists():
         dataset = load_d4rl_hdf5(hdf5, task_name=env_name, action_policy=action_policy)
         return check_against_task(dataset, env_name, str(hdf5))

@@ -28,7 +28,7 @@ from fidec.data.dataset import Dataset
 from fidec.data.errors import DatasetError, DatasetNotFoundError, file_read_error
 from fidec.data.frames import frames_memmap
 from fidec.data.npz import check_ogbench_layout, read_npz
-from fidec.data.paths import dataset_files
+from fidec.data.paths import dataset_files, regular_file
 from fidec.data.relabel import RELABEL_KEYS, relabel
 from fidec.data.validate import (
     ActionPolicy,
@@ -74,22 +74,33 @@ def missing_dataset_message(spec: TaskSpec, train_path: Path, val_path: Path) ->
 
 
 def _existing_files(spec: TaskSpec, dataset_dir, dataset_path) -> tuple[Path, Path]:
-    train_path, val_path = dataset_files(spec.dataset_name, dataset_dir, dataset_path)
+    train_path, val_path = (
+        regular_file(p) for p in dataset_files(spec.dataset_name, dataset_dir, dataset_path)
+    )
     if not (train_path.exists() and val_path.exists()):
         raise DatasetNotFoundError(missing_dataset_message(spec, train_path, val_path))
     return train_path, val_path
 
 
-def _checked_layout(path: Path, spec: TaskSpec) -> dict:
-    """Header checks, the relabelling keys, and episode ends (the ``terminals`` array is read)."""
+def check_ogbench_file(
+    path: str | os.PathLike, spec: TaskSpec | None = None, action_policy: ActionPolicy = "refuse"
+) -> dict:
+    """The checks an OGBench file passes before anything uses it -- training loads it only after them, and
+    ``fidec data info`` reports them: layout (keys, one length, not empty, numeric dtypes), episode ends,
+    finite actions inside [-1, 1] (under ``action_policy``), and, for a task (``spec``), the keys its reward
+    relabelling needs.  Returns the array headers."""
     headers = check_ogbench_layout(path)
-    for key in ("qpos",) if spec.visual else ("qpos", "qvel"):
-        if key not in headers:
-            raise DatasetError(
-                f"{path}: missing '{key}', which OGBench needs to relabel rewards for single-task names. "
-                "Use the official file or one written by `fidec data generate`."
-            )
-    check_episode_ends(read_npz(path, keys=("terminals",))["terminals"], str(path))
+    if spec is not None:
+        for key in ("qpos",) if spec.visual else ("qpos", "qvel"):
+            if key not in headers:
+                raise DatasetError(
+                    f"{path}: missing '{key}', which OGBench needs to relabel rewards for single-task names. "
+                    "Use the official file or one written by `fidec data generate`."
+                )
+    small = read_npz(path, keys=("terminals", "actions"))
+    check_episode_ends(small["terminals"], str(path))
+    check_finite({"actions": small["actions"]}, str(path))
+    check_action_range(small["actions"], str(path), policy=action_policy)
     return headers
 
 
@@ -118,7 +129,7 @@ def load_ogbench(
     if spec.visual:
         return load_visual_ogbench(task_name, dataset_dir, dataset_path, action_policy=action_policy)
     train_path, val_path = _existing_files(spec, dataset_dir, dataset_path)
-    headers = {path: _checked_layout(path, spec) for path in (train_path, val_path)}
+    headers = {path: check_ogbench_file(path, spec, action_policy) for path in (train_path, val_path)}
     env = ogbench.make_env_and_datasets(task_name, env_only=True)
     for path, header in headers.items():
         check_env_dims(
@@ -153,7 +164,7 @@ def load_visual_file(
 ) -> VisualDataset:
     """One visual ``.npz`` in the official layout -> :class:`VisualDataset` (rewards: OGBench's relabelling)."""
     path = Path(path)
-    headers = _checked_layout(path, parse_task(task_name))
+    headers = check_ogbench_file(path, parse_task(task_name), action_policy)
     shape, dtype = headers["observations"]
     if dtype != np.uint8 or len(shape) != 4:
         raise DatasetError(

@@ -9,12 +9,12 @@ Per (variant label, task), with s ranging over seeds and e over a seed's evaluat
 seed over the family's tasks, then mean and std over seeds, so its std measures seed-to-seed spread of the
 average.  Across tasks, :func:`iqm_interval` gives the interquartile mean of every (task, seed) score with a
 stratified bootstrap interval (Agarwal et al. 2021).  The best evaluation (max over e) is computed only when
-asked, and always labelled as such.  Runs are read through :class:`~fidec.training.rundir.RunDir` only.
+asked, and always labelled as such.  Runs are read through :class:`~fidec.training.rundir.RunDir` only, sweep
+folders through :func:`fidec.sweeps.manifest.read_manifest` only.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -27,6 +27,7 @@ import numpy as np
 from fidec.errors import UserError
 from fidec.presets import task_family
 from fidec.stats import MeanStd, iqm, mean_std, stratified_bootstrap_ci
+from fidec.sweeps.manifest import MANIFEST_NAME, is_sweep_folder, read_manifest
 from fidec.training.rundir import RunDir
 from fidec.training.summary import seed_scores
 
@@ -45,7 +46,6 @@ DISPLACEMENT_METRICS = (
     "alpha",
     "fisher_condition",
 )
-MANIFEST_FILE = "manifest.json"  # a sweep's trial manifest (owned by fidec.sweeps.manifest)
 
 
 class ReportInputError(UserError, ValueError):
@@ -122,7 +122,7 @@ def last_train_values(rows: Iterable[Mapping[str, Any]], keys: Sequence[str]) ->
 def read_run(run_dir: Path, label: str | None = None) -> RunData:
     """A finished run directory: its summary (who and which metric) and its eval and train metrics."""
     run = RunDir(run_dir)
-    summary = run.read_summary()
+    summary = run.read_summary() if run.finished else None
     if summary is None:
         raise ReportInputError(f"{run_dir} has not finished (no summary yet); let `fidec train` complete it")
     seeds = tuple(int(s) for s in summary["seeds"])
@@ -182,7 +182,7 @@ def collect_runs(paths: Sequence[str | Path]) -> Collection:
             if add(run_dir):
                 sources.append(run_dir)
         if not sweep_dirs and not run_dirs:
-            notes.append(f"{root}: no finished run and no sweep ({MANIFEST_FILE}) found")
+            notes.append(f"{root}: no finished run and no sweep ({MANIFEST_NAME}) found")
     return Collection(tuple(runs), tuple(notes), tuple(dict.fromkeys(sources)))
 
 
@@ -208,40 +208,29 @@ def _finished_runs(root: Path) -> list[Path]:
 
 
 def _sweep_dirs(root: Path) -> list[Path]:
-    return _walk(root, lambda folder: _is_sweep_manifest(folder / MANIFEST_FILE))
-
-
-def _is_sweep_manifest(path: Path) -> bool:
-    """True for a sweep's ``manifest.json`` (a table with ``trials``), not another file of that name."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-        return False
-    return isinstance(data, dict) and isinstance(data.get("trials"), dict)
+    return _walk(root, is_sweep_folder)
 
 
 def _sweep_trials(sweep_dir: Path) -> tuple[list[tuple[Path, str]], list[str]]:
     """(run directory, label) of each finished trial of a sweep, and a note for each other trial."""
-    manifest = json.loads((sweep_dir / MANIFEST_FILE).read_text())
-    spec = manifest.get("spec") or {}
+    manifest = read_manifest(sweep_dir)
+    agents = manifest.spec.get("agents", [])
     # A sweep whose spec was edited keeps the trials of earlier versions in its manifest (untouched).
-    labels = {a.get("label") for a in spec.get("agents", []) if isinstance(a, dict)}
+    labels = {a.get("label") for a in agents if isinstance(a, dict)} if isinstance(agents, list) else set()
     found, notes = [], []
-    for trial_id, record in manifest["trials"].items():
-        run_dir = sweep_dir / record["run_dir"]
+    for trial_id, record in manifest.trials.items():
+        run_dir = sweep_dir / record.run_dir
         if RunDir(run_dir).finished:
-            found.append((run_dir, record["label"]))
-        elif labels and record.get("label") not in labels:
+            found.append((run_dir, record.label))
+        elif labels and record.label not in labels:
             notes.append(
-                f"{trial_id} ({sweep_dir.name}): not run, its variant {record.get('label')!r} was removed "
-                "from the sweep's spec"
+                f"{trial_id} ({sweep_dir.name}): not run, its variant {record.label!r} was removed from the "
+                "sweep's spec"
             )
         else:
-            error = (record.get("error") or "").strip().splitlines()
+            error = (record.error or "").strip().splitlines()
             why = f": {error[0]}" if error else ""
-            notes.append(
-                f"{trial_id} ({sweep_dir.name}): not finished, state {record.get('state', '?')}{why}"
-            )
+            notes.append(f"{trial_id} ({sweep_dir.name}): not finished, state {record.state}{why}")
     return found, notes
 
 

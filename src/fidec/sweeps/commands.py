@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from fidec.errors import EXIT_FAILURE, EXIT_INTERRUPTED, fail, user_errors
+from fidec.errors import EXIT_FAILURE, EXIT_INTERRUPTED, exit_code_for_signal, fail, signal_name, user_errors
 from fidec.sweeps.manifest import MANIFEST_NAME, read_manifest
 from fidec.sweeps.runner import run_sweep
 from fidec.sweeps.spec import SweepSpec, load_spec
@@ -55,10 +55,13 @@ def sweep_command(
             outcome = run_sweep(
                 sweep_spec, address=address, max_concurrent=max_concurrent, num_cpus=num_cpus, console=console
             )
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
+            signum = getattr(exc, "signum", None)
+            by = f" by {signal_name(signum)}" if signum is not None else ""
             raise fail(
-                "interrupted: the trials in flight were stopped; run the same command again to resume them",
-                EXIT_INTERRUPTED,
+                f"interrupted{by}: the trials in flight were asked to save a checkpoint and stop; run the same "
+                "command again to resume them",
+                exit_code_for_signal(signum) if signum is not None else EXIT_INTERRUPTED,
             ) from None
     if not outcome.ok:
         raise fail(

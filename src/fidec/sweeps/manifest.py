@@ -12,7 +12,9 @@ A record holds the trial's identity (label, agent, task, seeds, grid point, fing
 to out_dir), its state (``pending`` -> ``running`` -> ``done`` | ``failed``), the number of attempts over
 all invocations, the tail of the last error, whether the last attempt resumed from a checkpoint, and
 timings.  A ``running`` record found when a sweep starts is a trial whose sweep was killed: it resumes.
-The format is read by ``fidec report`` and by sweeps that resume: keep it (and the trial ids) compatible.
+The format is read by ``fidec report`` (through :func:`read_manifest`) and by sweeps that resume: keep it
+(and the trial ids) compatible.  Every record is validated when read: a damaged one (a field missing, null
+or of the wrong type, a run_dir outside the folder) is one error that names the trial and the field.
 """
 
 from __future__ import annotations
@@ -79,11 +81,70 @@ class TrialRecord:
         return data
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> TrialRecord:
+    def from_json(cls, data: Mapping[str, Any], trial_id: str | None = None) -> TrialRecord:
+        """The record of ``trial_id`` as the manifest stores it, validated (:class:`ManifestError` names the
+        trial and the field that is wrong)."""
+        trial_id = str(data.get("trial_id", trial_id)) if isinstance(data, Mapping) else str(trial_id)
+        _check_record(trial_id, data)
         names = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in names}
-        kwargs["seeds"] = tuple(kwargs.get("seeds", ()))
+        kwargs.setdefault("trial_id", trial_id)
+        kwargs["seeds"] = tuple(kwargs["seeds"])
         return cls(**kwargs)
+
+
+_TEXT_FIELDS = ("label", "agent", "task", "run_dir", "fingerprint")
+_OPTIONAL_TEXT_FIELDS = ("error", "log")
+_OPTIONAL_NUMBER_FIELDS = ("started_at", "finished_at", "wall_s")
+
+
+def _damaged(trial_id: str, problem: str) -> ManifestError:
+    return ManifestError(
+        f"trial {trial_id!r}: {problem}; restore {MANIFEST_NAME}, or remove that trial's record from it (a finished "
+        "trial is found again from its run directory)"
+    )
+
+
+def _check_record(trial_id: str, data: Any) -> None:
+    """Raise :class:`ManifestError` naming the first field of a trial record that a sweep or a report could
+    not use."""
+    if not isinstance(data, Mapping):
+        raise _damaged(trial_id, f"the record is {json.dumps(data)}, not a table")
+    shown = lambda key: json.dumps(data[key])
+    for name in _TEXT_FIELDS:
+        if name not in data:
+            raise _damaged(trial_id, f"field {name!r} is missing")
+        if not isinstance(data[name], str) or not data[name]:
+            raise _damaged(trial_id, f"field {name!r} is {shown(name)}, not a text")
+    run_dir = Path(data["run_dir"])
+    if run_dir.is_absolute() or ".." in run_dir.parts:
+        raise _damaged(
+            trial_id, f"field 'run_dir' is {shown('run_dir')}, not a folder inside the sweep folder"
+        )
+    seeds = data.get("seeds")
+    if not isinstance(seeds, list) or not seeds or not all(_is_count(s) for s in seeds):
+        raise _damaged(
+            trial_id, "field 'seeds' is " + json.dumps(seeds) + ", not a list of whole numbers >= 0"
+        )
+    if data.get("state", "pending") not in TRIAL_STATES:
+        raise _damaged(trial_id, f"field 'state' is {shown('state')}, not one of {', '.join(TRIAL_STATES)}")
+    if "attempts" in data and not _is_count(data["attempts"]):
+        raise _damaged(trial_id, f"field 'attempts' is {shown('attempts')}, not a whole number >= 0")
+    if "resumed" in data and not isinstance(data["resumed"], bool):
+        raise _damaged(trial_id, f"field 'resumed' is {shown('resumed')}, not true or false")
+    if "grid" in data and not isinstance(data["grid"], Mapping):
+        raise _damaged(trial_id, f"field 'grid' is {shown('grid')}, not a table")
+    for name in _OPTIONAL_TEXT_FIELDS:
+        if data.get(name) is not None and not isinstance(data[name], str):
+            raise _damaged(trial_id, f"field {name!r} is {shown(name)}, not a text or null")
+    for name in _OPTIONAL_NUMBER_FIELDS:
+        value = data.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise _damaged(trial_id, f"field {name!r} is {shown(name)}, not a number or null")
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 class SpecChangedError(UserError, RuntimeError):
@@ -214,12 +275,23 @@ def read_manifest(out_dir: str | Path) -> Manifest:
             "another --out-dir, or use the fidec that wrote it"
         )
     try:
-        trials = {trial_id: TrialRecord.from_json(record) for trial_id, record in data["trials"].items()}
-    except (TypeError, AttributeError) as exc:
-        raise ManifestError(
-            f"{str(path)!r} has a damaged trial record ({exc}); restore it or move it away"
-        ) from None
-    return Manifest(out_dir, data.get("name", out_dir.name), data.get("spec", {}), trials)
+        trials = {
+            trial_id: TrialRecord.from_json(record, trial_id) for trial_id, record in data["trials"].items()
+        }
+    except ManifestError as exc:
+        raise ManifestError(f"{path}: {exc}") from None
+    spec: dict[str, Any] = data["spec"] if isinstance(data.get("spec"), dict) else {}
+    return Manifest(out_dir, str(data.get("name", out_dir.name)), spec, trials)
+
+
+def is_sweep_folder(folder: str | Path) -> bool:
+    """Whether ``folder`` holds a sweep's manifest (a JSON table with ``trials``; not another file of that
+    name, e.g. a checkpoint's)."""
+    try:
+        data = json.loads((Path(folder) / MANIFEST_NAME).read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return isinstance(data, dict) and isinstance(data.get("trials"), dict)
 
 
 def sweep_lock(out_dir: str | Path) -> FileLock:

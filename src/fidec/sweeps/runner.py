@@ -8,6 +8,11 @@ trial's failure stop the others.  A trial whose run directory holds a checkpoint
 finished is skipped; what an attempt killed before its first checkpoint left is moved to ``set-aside/``
 (never deleted) and the trial starts again.  Each trial's output goes to ``<out_dir>/logs/<trial id>.log``.
 Ray is optional (``pip install 'fidec[sweep]'``): it is imported only here, through :func:`import_ray`.
+
+A stop signal to the driver (Ctrl-C, SIGTERM from ``kill`` / ``docker stop`` / Slurm, SIGHUP) is passed on
+to the trials in flight as a Ctrl-C: each finishes its block and saves a checkpoint (up to
+:data:`STOP_GRACE_S` seconds, then it is stopped by force), is marked pending, and resumes on the next run;
+the driver then raises :class:`SweepStopped`.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -24,7 +30,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
+from types import FrameType, ModuleType
 from typing import Any
 
 from rich.console import Console
@@ -33,7 +39,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from fidec.data.generate import generate
 from fidec.data.paths import data_dir, ogbench_files
 from fidec.envs.registry import parse_task
-from fidec.errors import UserError
+from fidec.errors import STOP_SIGNALS, UserError
 from fidec.files import FileLock, LockedError
 from fidec.sweeps.manifest import Manifest, set_aside_path, sweep_lock, trial_lock_path
 from fidec.sweeps.spec import Resources, SpecError, SweepSpec, Trial
@@ -44,7 +50,48 @@ from fidec.training.rundir import RunDir
 TrialFn = Callable[[Trial, Path, bool], Any]
 ERROR_TAIL_CHARS = 2000
 TRIAL_LOCK_WAIT_S = 600.0
+# How long the trials in flight get to save a checkpoint after the sweep is stopped (a block of the cpu
+# scale takes about 10 s; Slurm's default grace before SIGKILL is 30 s).
+STOP_GRACE_S = 30.0
 INSTALL_RAY = "pip install 'fidec[sweep]'"
+
+
+class SweepStopped(KeyboardInterrupt):
+    """The sweep driver was stopped by a signal (``signum``); the trials in flight saved what they could and
+    are pending again."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextmanager
+def _stop_signals_raise() -> Iterator[None]:
+    """While active (main thread only), a stop signal raises :class:`SweepStopped` in the driver; a signal
+    that was ignored (``nohup``) stays ignored.  Ray may turn the exception into a plain KeyboardInterrupt
+    (a signal that arrives while it waits): it is raised as :class:`SweepStopped` again, with its signal."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+        raise SweepStopped(signum)
+
+    previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+    for number, old in previous.items():
+        if old is not signal.SIG_IGN:
+            signal.signal(number, handler)
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        if received and not isinstance(exc, SweepStopped):
+            raise SweepStopped(received[0]) from None
+        raise
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old if old is not None else signal.SIG_DFL)
 
 
 class RayMissingError(UserError, ModuleNotFoundError):
@@ -343,7 +390,7 @@ def run_sweep(
         startup = None
         trial_wall: dict[str, float] = {}
         if todo:
-            with ray_session(address, num_cpus) as startup:
+            with ray_session(address, num_cpus) as startup, _stop_signals_raise():
                 limit = max_concurrent or default_concurrency(spec.resources)
                 console.print(f"Ray ready in {startup:.1f} s; up to {limit} trial(s) at once")
                 if trial_fn is train_trial:
@@ -468,12 +515,27 @@ def _schedule(
                     bar, description=_progress_text(manifest, ids), completed=manifest.counts(ids)["done"]
                 )
         except BaseException:
-            # Interrupted (Ctrl-C): stop the workers; the trials in flight resume on the next run.
-            for ref, trial in in_flight.items():
-                ray.cancel(ref, force=True)
-                manifest.update(trial.trial_id, state="pending", error="interrupted: the sweep was stopped")
+            # Interrupted (a stop signal): the trials in flight save a checkpoint and resume on the next run.
+            _stop_trials(in_flight, manifest, console)
             raise
     return wall
+
+
+def _stop_trials(in_flight: Mapping[Any, Trial], manifest: Manifest, console: Console) -> None:
+    """Pass a stop on to the trials in flight as a Ctrl-C (each finishes its block and saves a checkpoint),
+    wait up to :data:`STOP_GRACE_S` for them, stop the rest by force; all are pending again."""
+    ray = import_ray()
+    if not in_flight:
+        return
+    console.print(f"stopping {len(in_flight)} trial(s): each saves a checkpoint (up to {STOP_GRACE_S:.0f} s)")
+    for ref in in_flight:
+        ray.cancel(ref, force=False)
+    _, still_running = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=STOP_GRACE_S)
+    for ref in still_running:
+        ray.cancel(ref, force=True)
+    # Pending again: the next run resumes each from its checkpoint (or skips one that finished meanwhile).
+    for trial in in_flight.values():
+        manifest.update(trial.trial_id, state="pending", error="interrupted: the sweep was stopped")
 
 
 def _collect(ref: Any, trial: Trial) -> TrialOutcome:

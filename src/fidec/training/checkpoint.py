@@ -177,6 +177,16 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     return Checkpoint(step=int(manifest["step"]), path=path, arrays=arrays, meta=manifest["meta"])
 
 
+def read_meta(path: str | os.PathLike) -> tuple[int, dict[str, Any]] | None:
+    """(step, meta) from a checkpoint's manifest alone (its arrays are neither read nor verified); None when
+    the manifest cannot be read."""
+    try:
+        manifest = json.loads((Path(path) / MANIFEST_FILE).read_text())
+        return int(manifest["step"]), dict(manifest["meta"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def load_latest_checkpoint(
     root: str | os.PathLike,
     max_step: int | None = None,

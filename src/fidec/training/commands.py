@@ -1,9 +1,10 @@
-"""``fidec train`` and ``fidec eval``: thin Typer shells over :func:`fidec.training.train` and
-:func:`fidec.training.evaluate_run`.  Also runnable as ``python -m fidec.training.commands``.
+"""``fidec train``, ``fidec eval`` and ``fidec presets``: thin Typer shells over :func:`fidec.training.train`,
+:func:`fidec.training.evaluate_run` and the preset tables, registered on the main CLI in :mod:`fidec.cli`.
 
 Config overrides use one form, ``--set KEY=VALUE`` (repeatable), with the dotted keys of
 :class:`fidec.training.TrainConfig`; ``fidec train --show-config`` prints every key, its type and
-its resolved value.
+its resolved value.  Mistakes are one line and exit code 2 (:func:`fidec.errors.user_errors`); a stop
+signal exits with 128 + its number after the run saved its state (:mod:`fidec.errors`).
 """
 
 from __future__ import annotations
@@ -16,21 +17,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from fidec.agents import ACTION_MODES, agent_names
-from fidec.errors import EXIT_FAILURE, EXIT_INTERRUPTED, UserError, fail
+from fidec.config import ConfigError
+from fidec.errors import EXIT_FAILURE, EXIT_INTERRUPTED, exit_code_for_signal, fail, user_errors
 from fidec.presets import describe, preset_names
 from fidec.training.config import DEFAULT_AGENT, DEFAULT_ENV, SCALES, describe_config, make_train_config
-from fidec.training.evaluation import evaluate_run
-from fidec.training.loop import NonFiniteError, RunInterrupted, check_runnable, train
+from fidec.training.evaluation import check_counts, evaluate_run
+from fidec.training.loop import NonFiniteError, RunInterrupted, TrainingStopped, check_runnable, train
 from fidec.training.loop import resume as resume_run
-from fidec.training.rundir import read_config
-
-app = typer.Typer(
-    name="fidec-training",
-    help="Train and evaluate fidec agents.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_show_locals=False,
-)
+from fidec.training.rundir import RunDir, read_config
 
 
 def parse_assignments(assignments: list[str]) -> dict[str, str]:
@@ -39,7 +33,7 @@ def parse_assignments(assignments: list[str]) -> dict[str, str]:
     for item in assignments:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"--set expects KEY=VALUE (e.g. --set agent.fisher.t_eps=0.95), got {item!r}")
+            raise ConfigError(f"--set expects KEY=VALUE (e.g. --set agent.fisher.t_eps=0.95), got {item!r}")
         out[key.strip()] = value.strip()
     return out
 
@@ -64,7 +58,6 @@ TRAIN_EPILOG = (
 )
 
 
-@app.command("train", epilog=TRAIN_EPILOG)
 def train_command(
     agent: str = typer.Option(DEFAULT_AGENT, "--agent", help=f"Agent: {', '.join(agent_names())}."),
     env: str = typer.Option(DEFAULT_ENV, "--env", help="Task name (OGBench single-task or D4RL)."),
@@ -120,40 +113,38 @@ def train_command(
     dataset on first use.  Every config field can be set with --set KEY=VALUE, e.g.
     --set agent.fisher.t_eps=0.95 --set eval_interval=1000; --show-config lists them all with types.
     """
-
-    try:
-        overrides: dict[str, object] = dict(parse_assignments(assignments))
-        flags = {
-            "dataset": str(dataset) if dataset else None,
-            "dataset_dir": str(dataset_dir) if dataset_dir else None,
-            "generate_dataset": generate_dataset,
-            "steps": steps,
-            "online_steps": online_steps,
-            "seeds": seeds,
-            "eval_episodes": eval_episodes,
-            "eval_action_mode": action_mode,
-            "run_dir": str(run_dir) if run_dir else None,
-        }
-        overrides.update({k: v for k, v in flags.items() if v is not None})
-        if vmap_seeds is not None:
-            overrides["vmap_seeds"] = vmap_seeds
-        if tensorboard:
-            overrides["tensorboard"] = True
-        if wandb:
-            overrides["wandb"] = True
-        if no_progress:
-            overrides["progress"] = False
+    with user_errors():
+        overrides = _train_overrides(
+            assignments,
+            {
+                "dataset": str(dataset) if dataset else None,
+                "dataset_dir": str(dataset_dir) if dataset_dir else None,
+                "generate_dataset": generate_dataset,
+                "steps": steps,
+                "online_steps": online_steps,
+                "seeds": seeds,
+                "eval_episodes": eval_episodes,
+                "eval_action_mode": action_mode,
+                "run_dir": str(run_dir) if run_dir else None,
+                "vmap_seeds": vmap_seeds,
+                "tensorboard": True if tensorboard else None,
+                "wandb": True if wandb else None,
+                "progress": False if no_progress else None,
+            },
+        )
         if resume is not None:
             explicit = [
                 o for o, v in (("--agent", agent != DEFAULT_AGENT), ("--env", env != DEFAULT_ENV)) if v
             ]
             dropped = explicit + ["--preset"] * bool(preset) + ["--run-dir"] * ("run_dir" in overrides)
             if dropped:
-                raise fail(f"--resume continues a run with its saved config; drop {', '.join(dropped)}")
+                raise ConfigError(
+                    f"--resume continues a run with its saved config; drop {', '.join(dropped)}"
+                )
             if show_config:
                 _print_config(read_config(resume)[0])
                 return
-            resume_run(resume, overrides)
+            _stops_cleanly(lambda: resume_run(resume, overrides))
             return
         config = check_runnable(
             make_train_config(agent, env, presets=preset, overrides=overrides), None, None
@@ -161,20 +152,31 @@ def train_command(
         if show_config:
             _print_config(config)
             return
-        train(config)
-    except RunInterrupted as exc:
-        typer.secho(str(exc), err=True, fg=typer.colors.YELLOW)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-    except KeyboardInterrupt:
-        typer.secho("aborted (second Ctrl-C): no checkpoint was written for the last block", err=True)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        _stops_cleanly(lambda: train(config))
+
+
+def _train_overrides(assignments: list[str], flags: dict[str, object]) -> dict[str, object]:
+    """The run's overrides: ``--set`` pairs, then the options given (those left at None are not set)."""
+    overrides: dict[str, object] = dict(parse_assignments(assignments))
+    overrides.update({k: v for k, v in flags.items() if v is not None})
+    return overrides
+
+
+def _stops_cleanly(run) -> None:
+    """Run a training call; a stop signal ends the command with one ``error:`` line (what was saved, how to go
+    on) and 128 + its number, divergence with exit code 1."""
+    try:
+        run()
+    except (RunInterrupted, TrainingStopped) as exc:
+        raise fail(str(exc), exit_code_for_signal(exc.signum)) from None
+    except KeyboardInterrupt:  # a Ctrl-C before fidec's handlers were in place
+        raise fail(
+            "interrupted before training began: nothing was trained; run the command again", EXIT_INTERRUPTED
+        ) from None
     except NonFiniteError as exc:
         raise fail(str(exc), EXIT_FAILURE) from None
-    except (UserError, FileNotFoundError, ValueError) as exc:
-        raise fail(str(exc)) from None
 
 
-@app.command("eval")
 def eval_command(
     run_dir: Path = typer.Argument(..., help="A run directory written by fidec train."),
     checkpoint: int | None = typer.Option(
@@ -186,14 +188,16 @@ def eval_command(
     ),
     num_envs: int | None = typer.Option(None, "--num-envs", help="Vectorised environments per evaluation."),
     video: bool = typer.Option(False, "--video", help="Save a video of the first episode of each seed."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Folder for the results (default: the run's evals/; needed for a read-only run)."
+    ),
 ) -> None:
     """Evaluate a saved run in its environment and write evals/step_<step>-<mode>-<episodes>ep.json."""
-    try:
+    with user_errors():
+        check_counts(episodes, num_envs, checkpoint, names=("--episodes", "--num-envs", "--checkpoint"))
         record = evaluate_run(
-            run_dir, checkpoint, episodes, video, action_mode, num_envs=num_envs, progress=True
+            run_dir, checkpoint, episodes, video, action_mode, num_envs=num_envs, progress=True, out=out
         )
-    except (UserError, FileNotFoundError, ValueError) as exc:
-        raise fail(str(exc)) from None
     metric = record["metric"]
     table = Table(title=f"{record['agent']} on {record['env']}, checkpoint step {record['step']}")
     for column in ("seed", metric, "return_mean", "episodes"):
@@ -208,10 +212,9 @@ def eval_command(
     console.print(record["protocol"])
     if "video_dir" in record:
         console.print(f"videos: {record['video_dir']}")
-
-
-if __name__ == "__main__":
-    app()
+    folder = Path(out) if out is not None else RunDir(run_dir).evals_dir
+    name = RunDir.eval_record_name(record["step"], record["action_mode"], record["episodes"])
+    typer.echo(f"results: {folder / name}", err=True)
 
 
 def presets_command(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +26,10 @@ from fidec.config import ConfigError
 from fidec.envs import evaluate, make_eval_envs, parse_task
 from fidec.envs.evaluate import DEFAULT_NUM_ENVS
 from fidec.envs.frame_stack import stack_frames
-from fidec.files import write_json_atomic
+from fidec.files import output_dir, write_json_atomic
 from fidec.stats import mean_std
 from fidec.training.logging import EpisodeBar
-from fidec.training.rundir import RunDir
+from fidec.training.rundir import RunDir, RunDirError
 
 Evaluator = Callable[..., dict]
 SCORE_METRICS = ("success", "normalized_score")
@@ -138,6 +139,19 @@ def score_of(results: dict[str, Any], metric: str) -> float | None:
     return None if value is None else float(value)
 
 
+def check_counts(
+    episodes: int | None,
+    num_envs: int | None,
+    checkpoint: int | None = None,
+    names: tuple[str, str, str] = ("episodes", "num_envs", "checkpoint"),
+) -> None:
+    """Refuse counts that mean nothing, each by its own ``names`` entry: episodes and environments >= 1, a
+    checkpoint step >= 0."""
+    for name, value, low in zip(names, (episodes, num_envs, checkpoint), (1, 1, 0), strict=True):
+        if value is not None and not low <= value <= 2**31 - 1:
+            raise ConfigError(f"{name} must be a whole number from {low} to {2**31 - 1}, got {value}")
+
+
 def evaluate_run(
     run_dir: str | Path,
     checkpoint: int | None = None,
@@ -147,22 +161,32 @@ def evaluate_run(
     evaluator: Evaluator | None = None,
     num_envs: int | None = None,
     progress: bool = False,
+    out: str | Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate a saved run's checkpoint (default: the newest good one) for every seed.
 
     ``episodes`` defaults to the run's ``eval_episodes`` (50 if the run did not evaluate); ``action_mode``
     to the run's.  With the run's settings, the result equals the run's own evaluation at that step.
-    Writes ``evals/step_<step>-<mode>-<episodes>ep.json`` (videos under ``videos/``) and returns the record.
+    Writes ``evals/step_<step>-<mode>-<episodes>ep.json`` (videos under ``videos/``), or the same names under
+    ``out`` (a folder; needed when the run directory is read-only), and returns the record.
     """
+    check_counts(episodes, num_envs, checkpoint)
     run = RunDir.open(run_dir)
-    with run.lock():
+    target = output_dir(out) if out is not None else None
+    if target is None and not run.writable:
+        raise RunDirError(
+            f"{run.root} is not writable, and fidec eval writes its results into {run.evals_dir}: pass --out DIR "
+            "to write them elsewhere (or make the run directory writable)"
+        )
+    # A read-only run cannot be training now (nothing could write it): it is read without its lock.
+    with run.lock() if run.writable else nullcontext():
         loaded = run.load(step=checkpoint)
         config, agent, states = loaded.config, loaded.agent, loaded.states
         episodes = episodes or config.eval_episodes or 50
         mode = action_mode or config.action_mode
         if mode not in agent.modes:  # before any environment is built
             raise ConfigError(f"agent {agent.name!r} supports action modes {list(agent.modes)}, not {mode!r}")
-        video_dir = run.videos_dir / f"step_{loaded.step}" if video else None
+        video_dir = run.video_folder(loaded.step, target) if video else None
         envs = None
         if evaluator is None:
             envs = eval_envs_for(config.agent, config.env, episodes, num_envs)
@@ -186,7 +210,7 @@ def evaluate_run(
             bar.close()
         metric = score_metric(config.env)
         stat = mean_std([score_of(r, metric) for r in results.values()])
-        out = {
+        out_record = {
             "run_dir": str(run.root),
             "agent": config.agent_name,
             "env": config.env,
@@ -202,6 +226,8 @@ def evaluate_run(
             ),
         }
         if video_dir is not None:
-            out["video_dir"] = str(video_dir)
-        write_json_atomic(run.evals_dir / f"step_{loaded.step:09d}-{mode}-{episodes}ep.json", out)
-    return out
+            out_record["video_dir"] = str(video_dir)
+        write_json_atomic(
+            (target or run.evals_dir) / run.eval_record_name(loaded.step, mode, episodes), out_record
+        )
+    return out_record

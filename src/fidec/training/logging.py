@@ -27,7 +27,10 @@ BAR_METRICS = ("critic_loss", "actor_loss", "bc_loss", "penalty", "alpha")
 
 
 class TextLog:
-    """``train.log``: timestamped lines; ``echo`` also prints them (above the progress bar)."""
+    """``train.log``: timestamped lines; ``echo`` also prints them (above the progress bar).
+
+    ``train.log`` keeps every line: a console that cannot be written (a closed pipe, a full device, a closed
+    terminal) only stops the echo, never the run."""
 
     def __init__(self, run: RunDir, console: bool = True):
         self.path = run.log_path
@@ -39,7 +42,10 @@ class TextLog:
         self._stream.write(f"{stamp} {message}\n")
         self._stream.flush()
         if echo and self.console:
-            tqdm.write(message, file=sys.stderr)
+            try:
+                tqdm.write(message, file=sys.stderr)
+            except (OSError, ValueError):  # ValueError: a closed stream
+                self.console = False
 
     def close(self) -> None:
         if not self._stream.closed:
@@ -131,10 +137,12 @@ class RunLogger:
         self.eval_table = run.metrics_table("eval")
         self.optional = optional
 
-    def resume_at(self, step: int | None) -> None:
-        """Keep rows up to ``step`` (None: keep all; 0 or a fresh run: none)."""
+    def resume_at(self, step: int | None) -> list[str]:
+        """Keep rows up to ``step`` (None: keep all; 0 or a fresh run: none); returns a note per row that one
+        copy had lost and that was rebuilt from the other."""
         self.train_table.load(step)
         self.eval_table.load(step)
+        return [f"metrics/{note}" for note in self.train_table.notes + self.eval_table.notes]
 
     def _write(
         self, table, group: str, step: int, phase: str, per_seed: Mapping[int, Mapping[str, Any]]
@@ -188,16 +196,30 @@ class Progress:
             except Exception:  # a closed or detached bar: stop quietly
                 return
 
+    def _draw(self, action) -> None:
+        """Run a drawing call; a console that cannot be written turns the bar off (the run goes on)."""
+        if not self.enabled:
+            return
+        try:
+            action()
+        except (OSError, ValueError):
+            self.enabled = False
+            self._stop.set()
+
     def status(self, text: str) -> None:
-        self.bar.set_description_str(text, refresh=True)
+        self._draw(lambda: self.bar.set_description_str(text, refresh=True))
 
     def advance(self, steps: int, metrics: Mapping[str, float] | None = None, **postfix: str) -> None:
         if metrics:
             self.postfix.update({k: f"{metrics[k]:.3g}" for k in BAR_METRICS if k in metrics})
         self.postfix.update(postfix)
-        if self.postfix:
-            self.bar.set_postfix(self.postfix, refresh=False)
-        self.bar.update(steps)
+
+        def draw() -> None:
+            if self.postfix:
+                self.bar.set_postfix(self.postfix, refresh=False)
+            self.bar.update(steps)
+
+        self._draw(draw)
 
     def close(self) -> None:
         if self.closed:
@@ -206,7 +228,10 @@ class Progress:
         self._stop.set()
         if self._ticker is not None:
             self._ticker.join(timeout=2.0)
-        self.bar.close()
+        try:
+            self.bar.close()
+        except (OSError, ValueError):
+            pass
 
 
 class EpisodeBar:
@@ -218,7 +243,13 @@ class EpisodeBar:
         )
 
     def callback(self) -> None:
-        self.bar.update(1)
+        try:
+            self.bar.update(1)
+        except (OSError, ValueError):  # a console that cannot be written: the evaluation goes on
+            self.bar.disable = True
 
     def close(self) -> None:
-        self.bar.close()
+        try:
+            self.bar.close()
+        except (OSError, ValueError):
+            pass

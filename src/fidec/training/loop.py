@@ -2,10 +2,20 @@
 
 The run advances in blocks that end at every multiple of ``log_interval`` (and at the end of each
 phase).  After each block, in this order: train metrics are written, the seeds are evaluated when an
-evaluation is due, a checkpoint is saved when one is due, and a pending Ctrl-C is honoured.  A
+evaluation is due, a checkpoint is saved when one is due, and a pending stop signal is honoured.  A
 checkpoint at step k therefore implies that every metrics row up to k is on disk, and resuming from it
 cuts the metrics files back to k: an interrupted and resumed run ends with the same parameters and the
 same metrics files as an uninterrupted one (bitwise, on the same machine and mode).
+
+Stop signals (Ctrl-C, SIGTERM from ``kill`` / ``docker stop`` / Slurm, SIGHUP from a closed terminal): once
+training runs, the first one lets the block finish, saves a checkpoint and raises :class:`RunInterrupted`;
+a second one, or one that arrives while the data loads, stops at once (:class:`TrainingStopped`).  A
+signal that was ignored when the run started (``nohup``) stays ignored.
+
+A resume that extends a run records its new length in ``config.json`` and marks the run unfinished (its
+old ``summary.json`` removed) before it trains, so that an interrupted extension resumes as printed and is
+never reported as finished.  A fresh run directory that fails before its first update (a bad dataset) is
+removed, and one left without results (no checkpoint, no metrics row) may be claimed again.
 
 Offline, a block is one jitted scan of updates (see :mod:`fidec.training.blocks`).  Online, each
 environment step is one jitted call that inserts the last transition, updates once and picks the next
@@ -24,18 +34,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from fidec.agents import Agent
-from fidec.config import apply_overrides, to_dict
+from fidec.config import ConfigError, apply_overrides, check_int_ranges, to_dict
 from fidec.data import Dataset, load_dataset
 from fidec.data.dataset import clip_actions
 from fidec.data.visual import VisualDataset
 from fidec.envs import parse_task
+from fidec.errors import STOP_SIGNALS, signal_name
 from fidec.training import blocks, snapshot
 from fidec.training.config import TrainConfig, check_consistency
 from fidec.training.evaluation import Evaluator, eval_envs_for, evaluate_seeds, score_metric
@@ -45,22 +57,41 @@ from fidec.training.online import EnvFactory, OnlineEnvs
 from fidec.training.plots import plot_learning_curves
 from fidec.training.programs import cached_agent, cached_programs
 from fidec.training.replay import empty_buffer, online_capacity
-from fidec.training.rundir import RESUMABLE_KEYS, RunDir, RunDirError, default_run_dir, same_run
+from fidec.training.rundir import RunDir, RunDirError, default_run_dir, same_run
 from fidec.training.seeds import vmap_by_default
+from fidec.training.snapshot import RESUMABLE_KEYS, check_provenance, provenance
 from fidec.training.summary import build_summary, closing_message, format_summary
 
-__all__ = ["NonFiniteError", "RunInterrupted", "RunResult", "resume", "train"]
+__all__ = ["NonFiniteError", "RunInterrupted", "RunResult", "TrainingStopped", "resume", "train"]
+# How a session came to its run directory: claimed by this call, or one that already held this very run
+# (a rerun after a crash), claimed again (it held no results), or opened by an explicit resume.
+Start = Literal["new", "continue", "reclaim", "resume"]
 
 
 class RunInterrupted(Exception):
-    """Ctrl-C: the run saved a checkpoint at ``step`` and stopped; resume it with ``fidec train --resume``."""
+    """A stop signal (Ctrl-C, SIGTERM, SIGHUP): the run saved a checkpoint at ``step`` and stopped; resume it
+    with ``fidec train --resume``."""
 
-    def __init__(self, run_dir: Path, step: int):
+    def __init__(self, run_dir: Path, step: int, signum: int = signal.SIGINT):
         super().__init__(
-            f"interrupted at step {step}; checkpoint saved. Resume with: fidec train --resume {run_dir}"
+            f"interrupted by {signal_name(signum)} at step {step}; checkpoint saved. Resume with: "
+            f"fidec train --resume {run_dir}"
         )
         self.run_dir = run_dir
         self.step = step
+        self.signum = signum
+
+
+class TrainingStopped(KeyboardInterrupt):
+    """A stop signal that ended the process at once: while the data loaded (before training began), or a
+    second one during training.  The message says what is left and what to do."""
+
+    def __init__(self, signum: int, message: str = ""):
+        super().__init__(message or f"stopped by {signal_name(signum)}")
+        self.signum = signum
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 @dataclass
@@ -74,26 +105,39 @@ class RunResult:
     agent: Agent = field(repr=False)
 
 
-@contextmanager
-def _sigint_flag() -> Iterator[dict[str, bool]]:
-    """While active, a first Ctrl-C only sets ``flag['set']`` (the run stops after the block); a second one aborts."""
-    flag = {"set": False}
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-    previous = signal.getsignal(signal.SIGINT)
+class _StopSignals:
+    """The stop signals (:data:`fidec.errors.STOP_SIGNALS`) during one :func:`train` call.
 
-    def handler(signum, frame):
-        if flag["set"]:
-            signal.signal(signal.SIGINT, previous)
-            raise KeyboardInterrupt
-        flag["set"] = True
+    Until training runs (the data loads, the run is restored) a signal stops at once (:class:`TrainingStopped`).
+    Once it runs (``training``), the first one is only recorded in ``received`` (the run stops after its
+    block, with a checkpoint) and a second one stops at once.  Handlers are installed only in the main thread,
+    and never for a signal that was ignored (``nohup``).
+    """
 
-    signal.signal(signal.SIGINT, handler)
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.training = False
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.training and self.received is None:
+            self.received = signum
+            return
+        raise TrainingStopped(signum)
+
+    @contextmanager
+    def installed(self) -> Iterator[_StopSignals]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+        for number, handler in previous.items():
+            if handler is not signal.SIG_IGN:
+                signal.signal(number, self._handle)
+        try:
+            yield self
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler if handler is not None else signal.SIG_DFL)
 
 
 def _next_boundary(step: int, interval: int, end: int) -> int:
@@ -124,22 +168,30 @@ def check_runnable(
     config: TrainConfig, dataset: Dataset | VisualDataset | None, evaluator: Evaluator | None
 ) -> TrainConfig:
     """Everything about ``config`` that can be checked before any file is written or data is loaded."""
+    check_int_ranges(config)
     config = check_consistency(config)
+    if config.total_steps > 2**31 - 1:
+        raise ConfigError(
+            f"steps + online_steps is {config.total_steps}; a run has at most {2**31 - 1} steps (an int32 counter)"
+        )
     if (dataset is None or evaluator is None) and config.total_steps > 0:
         parse_task(config.env)  # unknown names fail here, listing the valid ones
     return config
 
 
-def _open_run_dir(config: TrainConfig, resume: bool) -> tuple[RunDir, bool]:
-    """(the run directory, whether the run continues): claimed fresh, opened for ``resume``, or, when the
-    directory already holds this very run (same settings; e.g. a rerun after a crash), continued."""
+def _open_run_dir(config: TrainConfig) -> tuple[RunDir, TrainConfig, Start]:
+    """(the run directory, the config with its ``run_dir`` resolved, how the session starts): claimed fresh;
+    continued when it already holds this very run (same settings; e.g. a rerun after a crash); claimed again
+    when it holds a run without results (see :attr:`RunDir.has_results`)."""
     root = Path(config.run_dir) if config.run_dir else default_run_dir(config)
-    if resume:
-        return RunDir.open(root), True
+    config = replace(config, run_dir=str(root))
     existing = RunDir(root)
-    if existing.is_run and same_run(existing.read_config()[0], replace(config, run_dir=str(root))):
-        return existing, True
-    return RunDir.claim(root, replace(config, run_dir=str(root))), False
+    if existing.is_run:
+        if same_run(existing.read_config()[0], config):
+            return existing, config, "continue"
+        if not existing.has_results:
+            return existing, config, "reclaim"
+    return RunDir.claim(root, config), config, "new"
 
 
 class _Session:
@@ -155,10 +207,12 @@ class _Session:
         evaluator: Evaluator | None,
         env_factory: EnvFactory | None,
         console: bool,
+        stops: _StopSignals,
     ):
         self.session_start = time.perf_counter()
-        self.config = replace(config, run_dir=str(run.root))
+        self.config = config
         self.run = run
+        self.stops = stops
         self.evaluator = evaluator
         self.env_factory = env_factory
         self.console = console
@@ -173,11 +227,19 @@ class _Session:
         self.timed_update_seconds = 0.0
         self.previous_timing: dict[str, float] = {}
         self.reported_diagnostics: set[str] = set()
-        self.sigint = {"set": False}
         self.last_saved = -1
         self.eval_envs: list | None = None
         self.online: snapshot.OnlineParts | None = None
 
+        try:
+            self._prepare(dataset, resume)
+        except BaseException:
+            self.text.close()
+            raise
+
+    def _prepare(self, dataset: Dataset | VisualDataset | None, resume: bool) -> None:
+        """Load the data, build the agent and its programs, restore the newest checkpoint (or start)."""
+        config, run = self.config, self.run
         start = time.perf_counter()
         injected = dataset is not None
         if dataset is None:
@@ -188,7 +250,7 @@ class _Session:
             data = clip_actions(data, config.action_clip_eps)
         self.dataset = dataset = data
         self.agent = cached_agent(config.agent_name, config.agent, dataset.obs_dim, dataset.action_dim)
-        if "obs_dim" not in run.read_record():
+        if "obs_dim" not in run.read_record() or not run.checkpoints():
             run.update_record(
                 obs_dim=dataset.obs_dim,
                 action_dim=dataset.action_dim,
@@ -216,7 +278,8 @@ class _Session:
                 config.wandb_mode,
             ),
         )
-        self.logger.resume_at(self.step)
+        for note in self.logger.resume_at(self.step):
+            self._warn(f"note: {note}")
         self.progress = Progress(config.total_steps, self.step, config.progress)
         self.progress_step = self.step
 
@@ -246,7 +309,14 @@ class _Session:
                     "--run-dir"
                 )
             self.text.write(f"no checkpoint in {self.run.root} yet: starting from step 0", echo=True)
+            self._record_start(0)
             return fresh, 0
+        check_provenance(checkpoint, config)
+        if checkpoint.step > config.total_steps:
+            raise RunDirError(
+                f"checkpoint step {checkpoint.step} is past the run's length ({config.total_steps}); a run cannot "
+                "be shortened on resume"
+            )
         states, self.online = snapshot.unpack(
             checkpoint,
             self.seed_map,
@@ -256,15 +326,22 @@ class _Session:
             config.steps,
             lambda: OnlineEnvs(config.env, config.seeds, self.env_factory, self._warn),
         )
-        if checkpoint.step > config.total_steps:
-            raise RunDirError(
-                f"checkpoint step {checkpoint.step} is past the run's length ({config.total_steps}); a run cannot "
-                "be shortened on resume"
-            )
         self.previous_timing = checkpoint.meta.get("timing", {})
         self.last_saved = checkpoint.step
+        self._record_start(checkpoint.step)
         self.text.write(f"resuming {self.run.root} from step {checkpoint.step}", echo=True)
         return states, checkpoint.step
+
+    def _record_start(self, step: int) -> None:
+        """Before training continues from ``step``: record a changed config (a resume's new length) in
+        ``config.json``, and mark a run that goes on unfinished (its old summary removed), both atomically."""
+        recorded, _ = self.run.read_config()
+        if not same_run(recorded, self.config):
+            self.run.record_config(replace(self.config, run_dir=recorded.run_dir))
+            self.text.write(f"recorded the run's settings for this resume in {self.run.config_path}")
+        if step < self.config.total_steps and self.run.summary_path.exists():
+            self.run.remove_summary()
+            self.text.write(f"the run goes on past step {step}: its summary is rewritten when it ends")
 
     def save(self, states, step: int, phase: str) -> None:
         start = time.perf_counter()
@@ -273,6 +350,7 @@ class _Session:
             "agent": self.config.agent_name,
             "env": self.config.env,
             "timing": self._cumulative_timing(),
+            "provenance": provenance(self.config),
         }
         arrays, meta = snapshot.pack(
             self.seed_map,
@@ -355,11 +433,14 @@ class _Session:
         self.text.write(
             f"step {step}/{self.config.total_steps} [{phase}] {rate} | seed {self.config.seeds[0]}: {shown}"
         )
-        if self.sigint["set"]:
+        if self.stops.received is not None:
             if self.last_saved != step:
                 self.save(states, step, phase)
-            self.text.write(f"interrupted at step {step}; checkpoint saved", echo=True)
-            raise RunInterrupted(self.run.root, step)
+            self.text.write(
+                f"interrupted by {signal_name(self.stops.received)} at step {step}; checkpoint saved",
+                echo=True,
+            )
+            raise RunInterrupted(self.run.root, step, self.stops.received)
 
     def evaluate(self, states, step: int, phase: str) -> float | None:
         start = time.perf_counter()
@@ -474,12 +555,11 @@ class _Session:
         config = self.config
         states, step = self.states, self.step
         try:
-            with _sigint_flag() as flag:
-                self.sigint = flag
-                if step < config.steps:
-                    states, step = self.offline_phase(states, step)
-                if step < config.total_steps:
-                    states, step = self.online_phase(states, step)
+            self.stops.training = True  # a first stop signal from here on is honoured after the block
+            if step < config.steps:
+                states, step = self.offline_phase(states, step)
+            if step < config.total_steps:
+                states, step = self.online_phase(states, step)
             self.progress.close()
             summary = self.finish()
         finally:
@@ -534,13 +614,18 @@ def train(
     ``resume``: continue the run in ``config.run_dir`` from its newest good checkpoint (see
     :func:`resume`).  ``dataset``, ``evaluator`` (signature of :func:`fidec.envs.evaluate`) and
     ``env_factory`` (name -> Gymnasium env) replace the defaults, e.g. in tests.
-    Raises :class:`NonFiniteError` on NaN/inf, :class:`RunInterrupted` after Ctrl-C, and
-    :class:`RunDirError` when the run directory cannot be used (not empty, in use by another process, ...).
+    Raises :class:`NonFiniteError` on NaN/inf, :class:`RunInterrupted` after a stop signal (Ctrl-C,
+    SIGTERM, SIGHUP; checkpoint saved), :class:`TrainingStopped` after one while the data loads or a second
+    one, and :class:`RunDirError` when the run directory cannot be used (not empty, in use by another
+    process, not writable, ...).
     """
     config = check_runnable(config or TrainConfig(), dataset, evaluator)
-    run, continuing = _open_run_dir(config, resume)
-    with run.lock():
-        return _Session(config, run, continuing, dataset, evaluator, env_factory, console).execute()
+    if resume:
+        if not config.run_dir:
+            raise ConfigError("resume=True continues the run in config.run_dir: set run_dir")
+        return _run(RunDir.open(config.run_dir), config, "resume", dataset, evaluator, env_factory, console)
+    run, config, start = _open_run_dir(config)
+    return _run(run, config, start, dataset, evaluator, env_factory, console)
 
 
 def resume(
@@ -553,16 +638,61 @@ def resume(
     console: bool = True,
 ) -> RunResult:
     """Continue the run in ``run_dir`` with its saved config; ``overrides`` may change only
-    :data:`fidec.training.rundir.RESUMABLE_KEYS` (e.g. more ``steps``)."""
-    config, _ = RunDir.open(run_dir).read_config()
+    :data:`fidec.training.snapshot.RESUMABLE_KEYS` (e.g. more ``steps``), or anything while the run has no
+    results yet (it failed or was killed before its first update)."""
+    run = RunDir.open(run_dir)
+    config, _ = run.read_config()
     overrides = dict(overrides or {})
     refused = [k for k in overrides if k not in RESUMABLE_KEYS]
-    if refused:
+    if refused and run.has_results:
         raise RunDirError(
             f"cannot change {', '.join(refused)} when resuming (the run must continue as it started); "
             f"changeable: {', '.join(RESUMABLE_KEYS)}. Start a new run for other changes."
         )
-    config = apply_overrides(config, overrides)
-    return train(
-        config, resume=True, dataset=dataset, evaluator=evaluator, env_factory=env_factory, console=console
-    )
+    config = check_runnable(apply_overrides(config, overrides), dataset, evaluator)
+    return _run(run, config, "resume", dataset, evaluator, env_factory, console)
+
+
+def _run(
+    run: RunDir,
+    config: TrainConfig,
+    start: Start,
+    dataset: Dataset | VisualDataset | None,
+    evaluator: Evaluator | None,
+    env_factory: EnvFactory | None,
+    console: bool,
+) -> RunResult:
+    """One session in ``run`` under its lock, with the stop signals handled (see the module docstring)."""
+    run.check_writable()
+    stops = _StopSignals()
+    with run.lock(), stops.installed():
+        if start == "reclaim":
+            run.reclaim(config)
+        run.check_checkpoints_belong(config)
+        try:
+            session = _Session(config, run, start != "new", dataset, evaluator, env_factory, console, stops)
+        except BaseException as exc:
+            removed = start != "resume" and not run.has_results
+            if removed:  # a fresh run that failed before its first update: nothing to keep
+                run.remove()
+            if isinstance(exc, TrainingStopped):
+                raise TrainingStopped(
+                    exc.signum, _stopped_before_training(run, exc.signum, removed)
+                ) from None
+            raise
+        try:
+            return session.execute()
+        except TrainingStopped as exc:
+            raise TrainingStopped(
+                exc.signum,
+                f"stopped by a second {signal_name(exc.signum)}: the block in progress was not saved; resume from "
+                f"the last checkpoint with `fidec train --resume {run.root}`",
+            ) from None
+
+
+def _stopped_before_training(run: RunDir, signum: int, removed: bool) -> str:
+    """What a stop signal that arrived while the data loaded left behind, and what to do."""
+    what = f"interrupted by {signal_name(signum)} before training"
+    if removed:
+        return f"{what} began (while loading the dataset): nothing was trained or kept; run the same command again"
+    return f"{what} went on (while loading the dataset): {run.root} is as it was; resume it with `fidec train --resume {run.root}`"

@@ -7,9 +7,10 @@
   metrics/eval.jsonl|csv   evaluation results per evaluation and seed
   checkpoints/step_*/      atomic checkpoints (the newest ``keep_checkpoints``)
   checkpoints/damaged/     checkpoints that failed verification, set aside for inspection (never deleted)
-  summary.json             final / last-three scores per seed, mean and std over seeds
+  summary.json             final / last-three scores per seed, mean and std over seeds (present only while it
+                           covers the newest checkpoint: a resume that extends the run removes it until it ends)
   plots/learning_curves.png
-  evals/                   results of ``fidec eval`` (videos under videos/)
+  evals/step_<step>-<mode>-<episodes>ep.json   results of ``fidec eval`` (videos under videos/)
   tensorboard/             only with tensorboard on
   wandb.json               the wandb run id of each seed (only with wandb on), so a resume continues them
   .lock                    held by the process training (or evaluating) the run
@@ -17,6 +18,8 @@
 A run directory is claimed atomically together with its ``config.json`` (built in a hidden sibling
 folder, then renamed into place), so a crash or kill at any moment leaves either no directory or a
 resumable one.  While a process uses it, ``.lock`` is held and a second ``fidec train`` is refused.
+A run directory without results (no checkpoint, no metrics row: a run that failed or was killed before its
+first update) holds nothing to keep: a new command may claim it again with another config.
 """
 
 from __future__ import annotations
@@ -27,12 +30,11 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 
 from fidec import __version__
 from fidec.agents import Agent, AgentState
@@ -42,14 +44,15 @@ from fidec.files import (
     DirectoryExistsError,
     FileLock,
     atomic_directory,
+    fsync_dir,
     remove_stale_temporaries,
     write_json_atomic,
 )
 from fidec.training import checkpoint as ckpt
-from fidec.training.blocks import state_template
 from fidec.training.config import TrainConfig, train_config_from_dict
 from fidec.training.metrics import MetricsTable, read_rows
 from fidec.training.programs import cached_agent
+from fidec.training.snapshot import agent_states, check_provenance, check_recorded_provenance
 
 CONFIG_FILE = "config.json"
 SUMMARY_FILE = "summary.json"
@@ -58,19 +61,11 @@ CHECKPOINTS_DIR = "checkpoints"
 DAMAGED_DIR = "damaged"
 LOCK_FILE = ".lock"
 WANDB_FILE = "wandb.json"
-# Settings a resumed run may change without breaking exact resume (or only by float round-off).
-RESUMABLE_KEYS = (
-    "steps",
-    "online_steps",
-    "progress",
-    "tensorboard",
-    "wandb",
-    "wandb_project",
-    "wandb_mode",
-    "keep_checkpoints",
-    "vmap_seeds",
-    "eval_num_envs",
-)
+LOG_FILE = "train.log"
+EVALS_DIR = "evals"
+EVAL_PREFIX = "step_"
+VIDEOS_DIR = "videos"
+PLOTS_DIR = "plots"
 # Settings that do not change what a run computes (a rerun that differs only in these is the same run).
 PRESENTATION_KEYS = ("run_dir", "progress", "tensorboard", "wandb", "wandb_project", "wandb_mode")
 
@@ -122,7 +117,7 @@ class RunDir:
 
     @property
     def log_path(self) -> Path:
-        return self.root / "train.log"
+        return self.root / LOG_FILE
 
     @property
     def metrics_dir(self) -> Path:
@@ -142,15 +137,29 @@ class RunDir:
 
     @property
     def plot_path(self) -> Path:
-        return self.root / "plots" / "learning_curves.png"
+        return self.root / PLOTS_DIR / "learning_curves.png"
 
     @property
     def evals_dir(self) -> Path:
-        return self.root / "evals"
+        return self.root / EVALS_DIR
+
+    @staticmethod
+    def eval_record_name(step: int, mode: str, episodes: int) -> str:
+        """The file name of a ``fidec eval`` record: ``step_<step>-<mode>-<episodes>ep.json``."""
+        return f"{EVAL_PREFIX}{step:09d}-{mode}-{episodes}ep.json"
+
+    def video_folder(self, step: int, base: Path | None = None) -> Path:
+        """Where ``fidec eval --video`` puts the videos of checkpoint ``step`` (under ``base`` instead of the
+        run's ``videos/`` when given)."""
+        return (self.videos_dir if base is None else base / VIDEOS_DIR) / f"{EVAL_PREFIX}{step}"
+
+    def eval_records(self) -> list[Path]:
+        """The ``fidec eval`` records in ``evals/``, by name."""
+        return sorted(self.evals_dir.glob(f"{EVAL_PREFIX}*.json")) if self.evals_dir.is_dir() else []
 
     @property
     def videos_dir(self) -> Path:
-        return self.root / "videos"
+        return self.root / VIDEOS_DIR
 
     @property
     def tensorboard_dir(self) -> Path:
@@ -169,12 +178,45 @@ class RunDir:
 
     @property
     def finished(self) -> bool:
-        """True when the run completed (its ``summary.json`` exists)."""
-        return self.summary_path.is_file()
+        """True when the run completed: its ``summary.json`` exists and covers its newest checkpoint (a run that
+        a resume extends is unfinished until the resume ends, even if an older summary was left behind)."""
+        if not self.summary_path.is_file():
+            return False
+        try:
+            summary = self.read_summary() or {}
+        except RunDirError:
+            return True  # damaged: whoever reads it reports that
+        if not isinstance(summary, dict) or not isinstance(summary.get("steps"), int):
+            return True  # a summary that does not record its length (written by another tool)
+        length = summary["steps"] + int(summary.get("online_steps") or 0)
+        newest = self.checkpoints()
+        return not newest or newest[-1][0] <= length
+
+    @property
+    def has_results(self) -> bool:
+        """True when the run computed anything worth keeping: a checkpoint, a metrics row or a summary."""
+        return bool(
+            self.checkpoints()
+            or self.summary_path.exists()
+            or self.read_rows("train")
+            or self.read_rows("eval")
+        )
+
+    def check_writable(self) -> None:
+        """Refuse a run directory that training cannot write (read-only folder or files), in one line."""
+        places = [self.root, self.metrics_dir, self.checkpoints_dir]
+        places += [p for p in (self.log_path, *self.metrics_dir.glob("*.*")) if p.is_file()]
+        blocked = [p for p in places if p.exists() and not os.access(p, os.W_OK)]
+        if blocked:
+            raise RunDirError(
+                f"{self.root} is not writable ({blocked[0]}: permission denied), and training writes its "
+                f"checkpoints and metrics there: make it writable (chmod -R u+w {self.root}), or copy it elsewhere "
+                "and resume the copy"
+            )
 
     @classmethod
     def claim(cls, root: str | os.PathLike, config: TrainConfig) -> RunDir:
-        """Create the run directory and its ``config.json`` in one atomic step.
+        """Create the run directory and its ``config.json`` (``config`` as given) in one atomic step.
 
         Refuses a path that is a file, or a folder that is not empty (a run's results are never overwritten).
         """
@@ -189,9 +231,7 @@ class RunDir:
             with atomic_directory(run.root, replace_existing=False) as staging:
                 (staging / METRICS_DIR).mkdir()
                 (staging / CHECKPOINTS_DIR).mkdir()
-                write_json_atomic(
-                    staging / CONFIG_FILE, config_record(replace(config, run_dir=str(run.root)))
-                )
+                write_json_atomic(staging / CONFIG_FILE, config_record(config))
         except DirectoryExistsError:
             raise RunDirError(
                 f"run directory {run.root} was created by another process meanwhile; choose another --run-dir"
@@ -210,6 +250,27 @@ class RunDir:
                 "`fidec train`)"
             )
         return run
+
+    def reclaim(self, config: TrainConfig) -> None:
+        """Give a run directory without results (see :attr:`has_results`) a new ``config.json``, atomically."""
+        if self.has_results:
+            raise RunDirError(
+                f"run directory {self.root} holds results; resume it or choose another --run-dir"
+            )
+        write_json_atomic(self.config_path, config_record(config))
+
+    def remove(self) -> None:
+        """Delete a run directory that holds no results (a fresh run that failed before its first update)."""
+        if self.has_results:
+            raise RunDirError(f"run directory {self.root} holds results and is kept")
+        shutil.rmtree(self.root, ignore_errors=True)
+        if self.root.parent.is_dir():
+            fsync_dir(self.root.parent)
+
+    @property
+    def writable(self) -> bool:
+        """Whether this process may write into the run directory (create files in it)."""
+        return os.access(self.root, os.W_OK)
 
     def lock(self, wait_s: float = 0.0) -> FileLock:
         """The run's lock (a ``with`` block): refused while another process trains or evaluates this run."""
@@ -230,14 +291,23 @@ class RunDir:
             raise RunDirError(f"{self.root} is not a fidec run directory: {CONFIG_FILE} is missing") from None
 
     def read_config(self) -> tuple[TrainConfig, dict[str, Any]]:
-        """(TrainConfig, full record), with ``run_dir`` set to where the run is now."""
+        """(TrainConfig as recorded, full record).  Where the run is now is :attr:`root` (the recorded
+        ``run_dir`` is where it was created)."""
         record = self.read_record()
-        config = train_config_from_dict(record["config"])
-        return replace(config, run_dir=str(self.root)), record
+        if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
+            raise RunDirError(
+                f"{self.config_path} is damaged (it holds no 'config' table); restore it from a backup, or start a "
+                "new run"
+            )
+        return train_config_from_dict(record["config"]), record
 
     def update_record(self, **extra: Any) -> None:
-        """Add entries (e.g. the dataset's dimensions) to ``config.json``, atomically."""
+        """Add or replace entries (e.g. the dataset's dimensions) of ``config.json``, atomically."""
         write_json_atomic(self.config_path, {**self.read_record(), **extra})
+
+    def record_config(self, config: TrainConfig) -> None:
+        """Record ``config`` (e.g. a resume's longer ``steps``) in ``config.json``, atomically."""
+        self.update_record(config=to_dict(config))
 
     # -------------------------------------------------------------------------------------- metrics
 
@@ -262,6 +332,14 @@ class RunDir:
     def write_summary(self, summary: dict[str, Any]) -> None:
         write_json_atomic(self.summary_path, summary)
 
+    def remove_summary(self) -> None:
+        """Mark the run unfinished (a resume that extends it): ``summary.json`` goes until the run ends again."""
+        try:
+            self.summary_path.unlink()
+        except FileNotFoundError:
+            return
+        fsync_dir(self.root)
+
     # -------------------------------------------------------------------------------------- checkpoints
 
     def checkpoints(self) -> list[tuple[int, Path]]:
@@ -270,6 +348,15 @@ class RunDir:
 
     def save_checkpoint(self, step: int, arrays: dict, meta: dict, keep: int) -> Path:
         return ckpt.save_checkpoint(self.checkpoints_dir, step, arrays, meta, keep)
+
+    def check_checkpoints_belong(self, config: TrainConfig) -> None:
+        """Refuse, before any data is loaded, a run whose checkpoints were not written with ``config`` (a
+        hand-edited ``config.json``, a checkpoint copied from another run), from their manifests alone; the
+        checkpoint a session restores is checked again in full."""
+        for _, folder in self.checkpoints():
+            recorded = ckpt.read_meta(folder)
+            if recorded is not None:
+                check_recorded_provenance(folder, *recorded, config)
 
     def set_aside(self, folder: Path, report: Callable[[str], None] | None = None) -> Path:
         """Move a checkpoint folder to ``checkpoints/damaged/`` (kept for inspection, never loaded again)."""
@@ -314,10 +401,8 @@ class RunDir:
         found = self.latest_checkpoint(step=step, report=report or (lambda m: print(m, file=sys.stderr)))
         if found is None:
             raise ckpt.CheckpointError(f"no usable checkpoint in {self.checkpoints_dir}; train the run first")
-        host = ckpt.unflatten_tree(state_template(agent.init, len(config.seeds)), found.arrays, "state")
-        states = [
-            jax.tree.map(lambda x, i=i: jnp.asarray(x[i]), host.agent) for i in range(len(config.seeds))
-        ]
+        check_provenance(found, config)
+        states = agent_states(found, agent.init, len(config.seeds))
         return LoadedRun(config, record, agent, states, found.step)
 
 
