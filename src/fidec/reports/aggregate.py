@@ -32,7 +32,7 @@ from fidec.training.summary import seed_scores
 
 PROTOCOLS = ("last3", "final", "best")
 PROTOCOL_TEXT = {
-    "last3": "mean of the last three evaluations (the paper's protocol)",
+    "last3": "mean of the last three evaluations",
     "final": "the last evaluation",
     "best": "the best evaluation (optimistic: a max over evaluations, shown only on request)",
 }

@@ -172,8 +172,9 @@ def _overview_lines(c: _Context) -> list[str]:
         f"{len(c.collection.runs)} finished run(s): {len(labels)} label(s) ({', '.join(labels)}) on "
         f"{len(tasks)} task(s), seeds {seeds}.",
         "Sources: " + _listed([f"`{s}`" for s in c.collection.sources]) + ".",
-        "Protocol: *last3* = mean of the last three evaluations of a seed (the paper's protocol: 800k, 900k and "
-        "1M steps of a 1M-step OGBench run); *final* = the last evaluation. Per task and family each cell is the "
+        "Protocol: *last3* = mean of the last three evaluations of a seed (at the steps the per-task table "
+        "states; the paper's OGBench protocol averages the evaluations at 800k, 900k and 1M steps of a 1M-step "
+        "run, 80-100% of training); *final* = the last evaluation. Per task and family each cell is the "
         "mean ± sample std (ddof=1) over seeds; across tasks, the interquartile mean (IQM) of every (task, seed) "
         "score with its stratified bootstrap confidence interval (Agarwal et al. 2021). In each row the highest "
         "value and every label whose interval overlaps it are bold (none when all overlap). "
