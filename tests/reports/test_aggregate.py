@@ -183,10 +183,11 @@ def test_all_tasks_row_pools_the_families_of_one_metric(tmp_path):
 
 def test_displacement_statistics_use_the_last_logged_values(runs):
     stats = displacement_stats(collect_runs([runs]).runs)
-    fd = stats["fd"]
+    fd = stats[("fd", "cube-single-play")]  # per (label, family): targets differ between families
     assert fd["delta_abs_mean"].values == pytest.approx((0.1, 0.2, 0.3))  # step 400's 99.0 is not the last
     assert (fd["fisher_condition"].mean, fd["fisher_condition"].std) == pytest.approx((20.0, 10.0))
-    assert stats["iso"]["penalty"].n == 2
+    assert stats[("iso", "cube-single-play")]["penalty"].n == 2
+    assert {family for _, family in stats} == {"cube-single-play"}  # only T1's runs logged them
 
 
 def test_sweep_labels_duplicates_and_unfinished_trials(runs, tmp_path):
@@ -195,7 +196,7 @@ def test_sweep_labels_duplicates_and_unfinished_trials(runs, tmp_path):
     manifest = {
         "format": 1,
         "trials": {
-            "a": {"run_dir": "runs/a", "label": "fd-velocity", "state": "done"},
+            "a": {"run_dir": "runs/a", "label": "fd-velocity", "state": "done", "wall_s": 12.5},
             "b": {
                 "run_dir": "runs/b",
                 "label": "fd-velocity",
@@ -207,6 +208,7 @@ def test_sweep_labels_duplicates_and_unfinished_trials(runs, tmp_path):
     (sweep / "manifest.json").write_text(json.dumps(manifest))
     collection = collect_runs([sweep, runs / "fd-t1-a", runs / "fd-t1-a"])
     assert [r.label for r in collection.runs] == ["fd-velocity", "fd"]  # the same run given twice: read once
+    assert [r.wall_s for r in collection.runs] == [12.5, None]  # the manifest's wall time, when there is one
     assert any("b (sweep): not finished, state failed: ValueError: boom" in n for n in collection.notes)
     duplicate = collect_runs([runs / "fd-t1-a", runs / "fd-t1-a" / ".."])
     _, notes = group_scores(duplicate.runs)
