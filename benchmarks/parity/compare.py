@@ -152,7 +152,7 @@ def _percent(stat: Mapping[str, Any]) -> str:
 
 
 def _signed(value: float) -> str:
-    return f"{SCALE * value:+.1f}"
+    return f"{round(SCALE * value, 1) + 0.0:+.1f}"  # never "-0.0"
 
 
 def table(result: Mapping[str, Any]) -> str:
