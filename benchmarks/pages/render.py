@@ -187,6 +187,10 @@ class Results:
         self._by_key = {(r["protocol"], r["task"], r["label"]): r for r in self.scores}
         self._comparisons: dict[tuple[str, str, str, str], Comparison] = {}
 
+    def report_says(self, text: str) -> bool:
+        """Whether the committed report (results/report.md) contains ``text``."""
+        return text in (self.dir / "report.md").read_text()
+
     # the study's settings -------------------------------------------------------------------------
     def setting(self, key: str) -> Any:
         """A [train] value of examples/cpu-study.toml, else its scale preset's (e.g. 'agent.batch_size')."""
