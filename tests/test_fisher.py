@@ -1,4 +1,4 @@
-"""Tests of the Fisher metric and penalties (METHOD.md sections 3-4) against closed-form answers."""
+"""Tests of the Fisher metric and penalties (docs/method.md sections 3-4) against closed-form answers."""
 
 from __future__ import annotations
 
@@ -271,7 +271,7 @@ def test_jacobian_trace_square_matches_finite_differences(x64):
 
 
 def test_jacobian_term_closes_the_gap_between_true_kl_and_the_quadratic(x64, gaussian_2d):
-    """METHOD.md section 4: delta(a) = c (A a + b) on N(mu, S); true KL - FD's quadratic -> c^2 tr(A^2) / 2."""
+    """docs/method.md section 4: delta(a) = c (A a + b) on N(mu, S); true KL - FD's quadratic -> c^2 tr(A^2) / 2."""
     mu, cov = gaussian_2d.mu, gaussian_2d.cov
     matrix, offset = np.array([[0.3, -0.5], [0.8, 0.1]]), np.array([0.2, -0.4])
     precision = np.linalg.inv(cov)

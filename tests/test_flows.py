@@ -1,4 +1,4 @@
-"""Closed-form tests of the flow core (METHOD.md sections 1-2) on Gaussian behaviour policies N(mu, S).
+"""Closed-form tests of the flow core (docs/method.md sections 1-2) on Gaussian behaviour policies N(mu, S).
 
 For pi_b = N(mu, S) and x0 ~ N(0, I) the noised marginal is p_t = N(t mu, Sigma_t) with
 Sigma_t = t^2 S + (1 - t)^2 I, and the optimal velocity field is affine in x, so the score, the
@@ -129,7 +129,7 @@ def test_tweedie_score_of_the_exact_field_is_the_gaussian_score(x64, request, ca
 
 @pytest.mark.parametrize("t", TIMES)
 def test_velocity_estimator_equals_score_plus_v_plus_x_over_one_minus_t(x64, gaussian_3d, t):
-    """METHOD.md section 2: v / (1 - t) = score + v + x / (1 - t)."""
+    """docs/method.md section 2: v / (1 - t) = score + v + x / (1 - t)."""
     mu, cov = gaussian_3d.arrays()
     velocity = flows.gaussian_velocity(mu, cov)
     x = jax.random.normal(jax.random.PRNGKey(1), (40, 3))

@@ -1,4 +1,4 @@
-"""Fisher metric of the behaviour flow policy and the penalties built on it (METHOD.md sections 3-4).
+"""Fisher metric of the behaviour flow policy and the penalties built on it (docs/method.md sections 3-4).
 
 For each state s, with M base actions a_i ~ pi_b(.|s) and fresh noise x0_i,
 
@@ -29,8 +29,10 @@ class FisherConfig:
     Attributes:
         estimator: "tweedie" ((t v - x) / (1 - t), exact for the optimal field; default) or
             "velocity" (v / (1 - t), the official FD code's estimate).
-        t_eps: perturbed time at which the score is read (1 - eps).  0.98 ~ the fp32 optimum
-            eps* ~ delta^(1/4) (METHOD.md section 2); the official agent default is 0.95.
+        t_eps: perturbed time at which the score is read (1 - eps).  The default 0.98 is the paper's rule
+            eps* = O(delta^(1/4)) read with a unit constant at fp32 (delta^(1/4) = 0.016, rounded to
+            eps = 0.02; docs/method.md section 2), not a measured optimum: docs/diagnostics.md measures
+            the estimate's error against eps.  The official agent default is 0.95.
         t_eps_max: if set, t is drawn per sample uniformly from [t_eps, t_eps_max]
             (the official grid scripts use [0.85, 0.90]).
         num_samples: M, base actions per state.
@@ -152,7 +154,8 @@ def condition_number(metric: jax.Array) -> jax.Array:
     eigvalsh resolves eigenvalues only to about d * eps * lambda_max (eps of the dtype): a damped,
     rank-deficient F (M < d samples) has lambda_min below that, and its computed value may even be
     negative.  lambda_min is therefore floored at d * eps * lambda_max, so kappa is finite, positive,
-    and capped at 1 / (d * eps) (about 1.2e6 / d in float32), meaning "at least this ill-conditioned".
+    and capped at 1 / (d * eps) (about 8.4e6 / d in float32: 1.7e6 for d = 5), meaning "at least this
+    ill-conditioned".
     """
     eig = jnp.linalg.eigvalsh(metric)
     d = metric.shape[-1]
@@ -166,9 +169,10 @@ def jacobian_trace_square(
     key: jax.Array | None = None,
     num_probes: int = 1,
 ) -> jax.Array:
-    """tr((d delta / d a)^2) per sample: the term FD's quadratic omits when delta depends on a.
+    """tr((d delta / d a)^2) per sample: one of the two terms by which FD's quadratic differs from the
+    second-order KL when delta depends on a (the other is 1/2 E[delta^T (-Hess log pi_b - F) delta]).
 
-    Full second-order KL (METHOD.md section 4):
+    Full second-order KL (docs/method.md section 4):
         KL(T#pi_b || pi_b) ~ 1/2 E[delta^T (-Hess log pi_b) delta] + 1/2 E[tr((d delta / d a)^2)].
     ``delta_fn`` maps a single action (d,) to a displacement (d,); ``actions`` is (B, d).
     With ``key=None`` the trace is exact (d Jacobian-vector products); otherwise Hutchinson's

@@ -1,4 +1,4 @@
-"""Flow matching on the rectified-flow path (METHOD.md sections 1-2).
+"""Flow matching on the rectified-flow path (docs/method.md sections 1-2).
 
 Conventions: noise x0 ~ N(0, I) at t = 0, data a at t = 1,
 
@@ -33,8 +33,9 @@ def flow_matching_loss(
     """Conditional flow-matching loss L_bc = E || v(x_t, t) - (a - x0) ||^2 / d.
 
     ``actions`` and ``noise`` are (B, d), ``times`` is (B, 1) with t ~ U(0, 1).  The squared error is
-    averaged over action dimensions (as in FQL); this rescales METHOD.md's sum by 1/d, which leaves
-    the minimiser unchanged and, because the flow has its own parameters under Adam, the training too.
+    averaged over action dimensions (as in FQL; docs/method.md section 1); this rescales the sum over
+    dimensions by 1/d, which leaves the minimiser unchanged and, because the flow has its own parameters
+    under Adam, the training too.
     """
     x_t = interpolate(noise, actions, times)
     target = actions - noise

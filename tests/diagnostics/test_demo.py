@@ -52,15 +52,20 @@ CONFIG = DemoConfig(reward_fractions=(0.25, 0.5), main_fraction=0.5)
 
 
 def test_summary_says_when_the_fisher_penalty_did_not_win():
-    demo = _demo({"isotropic": (0.5, 1.0), "fisher": (0.8, 2.0), "fisher_jacobian": (0.2, 0.4),
-                  "fisher_sym_jacobian": (0.5, 1.0)})  # fmt: skip
+    demo = _demo({"isotropic": (0.5, 1.0), "fisher": (0.8, 2.0), "fisher_official": (0.3, 0.6),
+                  "fisher_jacobian": (0.2, 0.4), "fisher_sym_jacobian": (0.5, 1.0)})  # fmt: skip
     v = verdict(demo, 0.5)
     assert v["fisher_kl"] == pytest.approx(2.0) and not v["fisher_smaller"]
+    assert v["fisher_official_smaller"]
     assert v["fisher_jacobian_smaller"] and not v["fisher_sym_jacobian_smaller"]  # a tie is not a win
     text = summary_markdown([demo], CONFIG, 1.0, [("demo.png", "the demo")])
     assert "![the demo](demo.png)" in text
-    assert "Fisher (FD) did not reach a smaller true KL than the isotropic penalty" in text
+    assert "Fisher, fidec's estimate did not reach a smaller true KL than the isotropic penalty" in text
+    assert "Fisher, official estimate reached a smaller true KL" in text
     assert "Fisher + ½tr(J²) reached a smaller true KL" in text
+    # Each estimator is named with its settings, from the config.
+    assert "tweedie score (t v - x) / (1 - t) at t_eps = 0.98" in text
+    assert "v / (1 - t) at t_eps = 0.95" in text
 
 
 def test_verdict_compares_at_equal_reward_on_the_frontier():
@@ -78,6 +83,16 @@ def test_config_refuses_bad_settings():
         DemoConfig(behaviours=("spiral",))
     with pytest.raises(ConfigError, match="main_fraction"):
         DemoConfig(reward_fractions=(0.25,), main_fraction=0.5)
+    with pytest.raises(ConfigError, match="trace-normalised"):
+        DemoConfig(official_fisher=fisher.FisherConfig(estimator="velocity", t_eps=0.95, normalize=False))
+
+
+def test_the_official_estimate_is_the_official_code_s_defaults():
+    """v / (1 - t) at t = 0.95, damping 1e-3, trace-normalised (the official agent's defaults)."""
+    official = DemoConfig().official_fisher
+    assert (official.estimator, official.t_eps, official.t_eps_max) == ("velocity", 0.95, None)
+    assert (official.damping, official.normalize, official.norm_eps) == (1e-3, True, 1e-6)
+    assert DemoConfig().fisher.estimator == "tweedie" and DemoConfig().fisher.t_eps == 0.98
 
 
 @pytest.mark.slow
@@ -92,15 +107,22 @@ def test_quick_demo_writes_a_consistent_figure_and_summary(tmp_path):
     assert len(runs) == len(PENALTIES) * len(config.reward_fractions)
     base = band["base_reward"]
     for run in runs:
-        # The Lagrange multiplier brings every residual to (about) its reward target.
-        assert abs(run["reward"] - run["reward_target"]) < 0.25 * abs(run["reward_target"] - base), run
+        # The Lagrange multiplier brings every residual to (about) its reward target.  The official metric of
+        # this short fit is nearly rank one (condition number ~2000 at seed 0): its weak direction costs almost
+        # nothing, and in 200 steps alpha does not grow enough to hold the reward down to the target, so that
+        # residual may overshoot it (it is never short of it).
+        tolerance = 0.25 * abs(run["reward_target"] - base)
+        assert run["reward"] > run["reward_target"] - tolerance, run
+        if run["penalty"] != "fisher_official":
+            assert run["reward"] < run["reward_target"] + tolerance, run
         assert run["true_kl"] > 0 and np.isfinite(run["quadratic_kl"])
+    assert band["condition_number_official"] > 0 and len(band["fisher_official"]) == 2
     # The summary's sentence follows the numbers.
     v = band["verdict"]
     assert v["fisher_smaller"] == (v["fisher_kl"] < v["isotropic_kl"])
     text = paths["summary"].read_text()
     phrase = "reached a smaller" if v["fisher_smaller"] else "did not reach a smaller"
-    assert f"Fisher (FD) {phrase} true KL" in text
+    assert f"Fisher, fidec's estimate {phrase} true KL" in text
 
 
 @pytest.mark.slow
@@ -149,14 +171,21 @@ def test_demo_penalties_are_the_functions_fd_trains_with(probes):
     np.testing.assert_allclose(
         expected["fisher"], 0.5 * jnp.einsum("bi,ij,bj->b", deltas, metric, deltas), rtol=1e-5
     )
+    # The official metric: trace-normalised, used at the isotropic penalty's scale mean_eig(F).
+    official = jnp.asarray([[0.5, 0.2, 0.0], [0.2, 2.0, 0.1], [0.0, 0.1, 0.5]])
+    expected["official"] = 0.5 * (34.0 / 3) * jnp.einsum("bi,ij,bj->b", deltas, official, deltas)
     weights = {
-        "isotropic": (1.0, 0, 0, 0),
-        "fisher": (0, 1.0, 0, 0),
-        "trace": (0, 0, 1.0, 0),
-        "sym": (0, 0, 0, 1.0),
+        "isotropic": (1.0, 0, 0, 0, 0),
+        "fisher": (0, 1.0, 0, 0, 0),
+        "trace": (0, 0, 1.0, 0, 0),
+        "sym": (0, 0, 0, 1.0, 0),
+        "official": (0, 0, 0, 0, 1.0),
     }
     for name, w in weights.items():
-        value, _ = penalty_value(module, params, actions, metric, jnp.asarray(w), key, probes)
+        value, _ = penalty_value(module, params, actions, metric, jnp.asarray(w), key, probes, official)
         assert float(value) == pytest.approx(float(jnp.mean(expected[name])), rel=1e-5), name
+    with pytest.raises(ValueError, match="official metric"):
+        penalty_value(module, params, actions, metric, jnp.asarray(weights["official"]), key, probes)
     # The named penalties are sums of these parts.
-    assert PENALTY_WEIGHTS["fisher_sym_jacobian"] == (0.0, 1.0, 0.0, 1.0)
+    assert PENALTY_WEIGHTS["fisher_sym_jacobian"] == (0.0, 1.0, 0.0, 1.0, 0.0)
+    assert PENALTY_WEIGHTS["fisher_official"] == (0.0, 0.0, 0.0, 0.0, 1.0)

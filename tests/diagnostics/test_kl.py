@@ -2,7 +2,7 @@
 
 Known answers: the closed-form KL of a Gaussian pushed through an affine map, the translation case where
 FD's quadratic is the exact second-order term, and the affine case where it misses exactly
-1/2 c^2 tr(A^2) (METHOD.md section 4).
+1/2 c^2 tr(A^2) (docs/method.md section 4).
 """
 
 from __future__ import annotations

@@ -49,6 +49,10 @@ def test_report_files_and_contents(runs, tmp_path):
     assert "![iqm across tasks (figure)](curves/aggregate.png)" in markdown
     assert f"- [{T1}](curves/{T1}.png)" in markdown
     assert "Displacement statistics (Fisher vs isotropic)" in markdown and "fisher_condition" in markdown
+    assert "| fd, cube-single-play | " in markdown  # one row per (label, family)
+    runs_lines = (out / "runs.csv").read_text().splitlines()
+    assert runs_lines[0] == "label,task,seeds,wall_s,run_dir"
+    assert any(line.startswith(f"fd,{T1},0 1,,") for line in runs_lines)  # no manifest: no wall time
     assert "best evaluation is not reported" in markdown and "scores: best" not in markdown
     html = report.html.read_text()
     assert "<b>50.0 ± 10.0 (n=3)</b>" in html and "<img src='curves/overview.png'>" in html

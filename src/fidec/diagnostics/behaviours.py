@@ -173,7 +173,7 @@ def translation_field(direction: jax.Array) -> DeltaFn:
 
 
 def affine_field(matrix: jax.Array, offset: jax.Array) -> DeltaFn:
-    """delta(a) = A a + b (constant Jacobian A; the closed-form case of METHOD.md section 4)."""
+    """delta(a) = A a + b (constant Jacobian A; the closed-form case of docs/method.md section 4)."""
     return lambda a: jnp.asarray(matrix, a.dtype) @ a + jnp.asarray(offset, a.dtype)
 
 

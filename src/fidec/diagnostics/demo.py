@@ -3,7 +3,8 @@ write its figures, ``summary.md`` and ``summary.json``.
 
 Figures (one message each):
 
-- ``demo.png``: where the isotropic and the Fisher penalty move the actions at equal reward;
+- ``demo.png``: where the isotropic penalty and the Fisher penalty (fidec's and the official estimate of the
+  metric) move the actions at equal reward;
 - ``demo_frontier.png``: the true KL each penalty pays for each reward target;
 - ``demo_jacobian.png``: the two Jacobian-term variants (the unbounded tr(J^2) folds the map).
 """
@@ -29,11 +30,11 @@ from fidec.diagnostics.refinement import (
     verdict,
 )
 from fidec.files import output_dir, write_json_atomic, write_text_atomic
-from fidec.fisher import condition_number
+from fidec.fisher import FisherConfig, condition_number
 from fidec.formatting import format_fixed, format_mean_std, format_number, markdown_table
 
 FIGURES = {
-    "figure": ("demo.png", "isotropic vs Fisher refinement at equal reward"),
+    "figure": ("demo.png", "isotropic vs Fisher refinement (two estimates of F) at equal reward"),
     "frontier": ("demo_frontier.png", "true KL paid for each reward target"),
     "jacobian": ("demo_jacobian.png", "the two Jacobian-term penalties"),
 }
@@ -41,6 +42,17 @@ FIGURES = {
 
 def _percent(value: float) -> str:
     return f"{format_fixed(100.0 * value, 1)} %"
+
+
+def _estimate(config: FisherConfig) -> str:
+    """'tweedie score at t_eps = 0.98' or 'v / (1 - t) at t_eps = 0.95' (with its range when drawn)."""
+    score = "tweedie score (t v - x) / (1 - t)" if config.estimator == "tweedie" else "v / (1 - t)"
+    at = (
+        f"t_eps = {config.t_eps}"
+        if config.t_eps_max is None
+        else f"t ~ U[{config.t_eps}, {config.t_eps_max}]"
+    )
+    return f"{score} at {at}"
 
 
 def summary_markdown(
@@ -63,20 +75,34 @@ def summary_markdown(
         f"reward target (Lagrange multiplier), r* = r0 + f (0 - r0); the tables show f = {f}.",
         "True KL = KL(T#pi_b || pi_b) by change of variables with the exact behaviour density",
         "(Monte Carlo, ± one standard error); FD quadratic = 1/2 E[delta^T F delta] with the exact",
-        "Fisher; FD penalty = the same with F as FD estimates it from the flow (score at t_eps, the",
-        "penalty the residual is trained with); second order adds 1/2 E[tr(J^2)] and uses -Hess log p",
-        "(METHOD.md section 4).",
+        "Fisher; fidec F est. = the same with fidec's estimate of F from the flow (true scale: the penalty",
+        "the 'Fisher, fidec's estimate' residual is trained with); second order adds 1/2 E[tr(J^2)] and",
+        "uses -Hess log p (docs/method.md section 4).  The two estimates of F:",
+        "",
+        f"- fidec's: {_estimate(config.fisher)}, M = {config.fisher.num_samples}, damping "
+        f"{config.fisher.damping}, not normalised;",
+        f"- official (the official FD code's defaults): {_estimate(config.official_fisher)}, "
+        f"M = {config.official_fisher.num_samples}, damping {config.official_fisher.damping}, "
+        "trace-normalised, and scaled by the mean eigenvalue of fidec's estimate (the isotropic "
+        "penalty's scale).",
+        "",
         "The Jacobian penalty 1/2 tr(J^2) is unbounded below (negative for rotation-like J); the",
         "1/2 ||sym J||^2 variant is a bound that cannot go negative.  'T folds': share of behaviour",
         "samples on the minority side of det(I + J) = 0 (nonzero: T is not injective).",
         "",
     ]
     headers = ["penalty", "reward target", "reward reached", "true KL (nats)", "FD quadratic",
-               "FD penalty (F est.)", "second order", "Jacobian term", "T folds", "alpha"]  # fmt: skip
+               "fidec F est.", "second order", "Jacobian term", "T folds", "alpha"]  # fmt: skip
     for demo in demos:
         v = verdict(demo, f)
         cond_est = float(condition_number(jnp.asarray(demo.fisher_estimated)))
         cond_exact = float(condition_number(jnp.asarray(demo.fisher_exact)))
+        official = (
+            ""
+            if demo.fisher_official is None
+            else f"{format_fixed(float(condition_number(jnp.asarray(demo.fisher_official))), 1)} with the "
+            f"official estimate ({_estimate(config.official_fisher)}), "
+        )
         rows = []
         for penalty in PENALTIES:
             r = demo.main(penalty, f)
@@ -90,8 +116,8 @@ def summary_markdown(
         lines += [
             f"## {demo.name} (goal ({goal}), base reward {format_fixed(demo.base_reward, 3)})",
             "",
-            f"Fisher metric: condition number {format_fixed(cond_est, 1)} as estimated by FD from the flow "
-            f"(t_eps = {config.fisher.t_eps}), {format_fixed(cond_exact, 1)} for the exact behaviour "
+            f"Fisher metric: condition number {format_fixed(cond_est, 1)} as fidec estimates it from the flow "
+            f"({_estimate(config.fisher)}), {official}{format_fixed(cond_exact, 1)} for the exact behaviour "
             "density.",
             "",
             markdown_table(headers, rows),
@@ -141,6 +167,14 @@ def summary_dict(
             "fisher_exact": demo.fisher_exact.tolist(),
             "condition_number_estimated": float(condition_number(jnp.asarray(demo.fisher_estimated))),
             "condition_number_exact": float(condition_number(jnp.asarray(demo.fisher_exact))),
+            **(
+                {}
+                if demo.fisher_official is None
+                else {
+                    "fisher_official": demo.fisher_official.tolist(),
+                    "condition_number_official": float(condition_number(jnp.asarray(demo.fisher_official))),
+                }
+            ),
             "verdict": verdict(demo, config.main_fraction),
             "runs": [asdict(r) for r in demo.results],
         }
@@ -168,7 +202,7 @@ def run_demo(out_dir: str | Path, config: DemoConfig = DemoConfig()) -> dict[str
     runtime, cpu_s = time.perf_counter() - wall, time.process_time() - cpu
     paths = {key: out_dir / name for key, (name, _) in FIGURES.items()}
     f = config.main_fraction
-    plots.plot_demo_refinements(demos, f, ("isotropic", "fisher"), paths["figure"])
+    plots.plot_demo_refinements(demos, f, ("isotropic", "fisher", "fisher_official"), paths["figure"])
     plots.plot_demo_frontier(demos, f, paths["frontier"])
     plots.plot_demo_refinements(demos, f, ("fisher_jacobian", "fisher_sym_jacobian"), paths["jacobian"])
     paths["summary"] = out_dir / "summary.md"

@@ -1,7 +1,7 @@
 """True KL of a local transport map against FD's quadratic and the full second-order expansion.
 
 For one state, a behaviour density p (exact log-density) and a displacement field delta(a), the refined
-policy is T#p with T(a) = a + c delta(a).  By change of variables (METHOD.md sections 4 and 7),
+policy is T#p with T(a) = a + c delta(a).  By change of variables (docs/method.md sections 4 and 7),
 
     KL(T#p || p) = E_{a~p}[ log p(a) - log|det(I + c J(a))| - log p(a + c delta(a)) ],  J = d delta / d a,
 
@@ -142,7 +142,7 @@ def jacobian_term(
 
 
 def second_order_kl(log_density_fn: LogDensityFn, delta_fn: DeltaFn, actions: jax.Array) -> jax.Array:
-    """1/2 E[delta^T (-Hess log p) delta] + 1/2 E[tr(J^2)] (METHOD.md section 4)."""
+    """1/2 E[delta^T (-Hess log p) delta] + 1/2 E[tr(J^2)] (docs/method.md section 4)."""
     return curvature_term(log_density_fn, delta_fn, actions) + jacobian_term(delta_fn, actions)
 
 
@@ -495,7 +495,7 @@ def kl_validity_for_states(
 def gaussian_affine_kl(
     mean: ArrayLike, cov: ArrayLike, matrix: ArrayLike, offset: ArrayLike, scales: ArrayLike
 ) -> np.ndarray:
-    """Closed-form KL(T#N(mu, S) || N(mu, S)) for T(a) = a + c (A a + b), per c (METHOD.md section 4).
+    """Closed-form KL(T#N(mu, S) || N(mu, S)) for T(a) = a + c (A a + b), per c (docs/method.md section 4).
 
     T#N(mu, S) = N(J mu + c b, J S J^T) with J = I + c A.
     """

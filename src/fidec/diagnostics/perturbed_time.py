@@ -1,4 +1,4 @@
-"""How the Fisher estimate depends on the perturbed time t_eps = 1 - eps (METHOD.md sections 2 and 7).
+"""How the Fisher estimate depends on the perturbed time t_eps = 1 - eps (docs/method.md sections 2 and 7).
 
 FD reads the behaviour score at t_eps with the Tweedie estimate g = (t v(x, t) - x) / (1 - t), so its
 Fisher F_hat = E[g g^T] estimates the Fisher of p_t, Sigma_t^-1 for pi_b = N(mu, S), not S^-1:

@@ -38,6 +38,7 @@ STYLE: dict[RcKeyType, float] = {
 PENALTY_COLOURS = {
     "isotropic": "tab:red",
     "fisher": "tab:blue",
+    "fisher_official": "tab:orange",
     "fisher_jacobian": "tab:green",
     "fisher_sym_jacobian": "tab:cyan",
 }

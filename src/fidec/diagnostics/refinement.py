@@ -4,15 +4,19 @@ equal reward (paper Figs. 3 and 7).
 For one behaviour (exact log-density, :mod:`fidec.diagnostics.behaviours`):
 
 1. fit a flow policy to behaviour actions (flow matching, :func:`fidec.diagnostics.flow_fit.fit_flow`);
-2. draw base actions a_hat with the K-step Euler sampler and estimate FD's Fisher metric F from the flow
-   with :func:`fidec.fisher.fisher_metric` (score at t_eps, true scale: no trace normalisation, so that
-   1/2 delta^T F delta is a KL in nats);
-3. train residuals delta(a_hat) to maximise r(a_hat + delta) - alpha * penalty for four penalties, each
+2. draw base actions a_hat with the K-step Euler sampler and estimate the Fisher metric from the flow
+   with :func:`fidec.fisher.fisher_metric` twice: F, fidec's estimate (``DemoConfig.fisher``: tweedie
+   score at t_eps = 0.98, true scale: no trace normalisation, so that 1/2 delta^T F delta is a KL in nats),
+   and F_off, the official FD code's estimate (``DemoConfig.official_fisher``: v / (1 - t) at t = 0.95,
+   damping 1e-3, trace-normalised as that code does);
+3. train residuals delta(a_hat) to maximise r(a_hat + delta) - alpha * penalty for five penalties, each
    built from the functions FD trains with (:mod:`fidec.fisher`):
 
        isotropic (L2):        1/2 mean_eig(F) ||delta||^2       (DeFlow; F_n = I)
-       Fisher (FD):           1/2 delta^T F delta
-       Fisher + 1/2 tr(J^2):  the second-order KL of METHOD.md section 4 with F for -Hess log p
+       Fisher (fidec):        1/2 delta^T F delta
+       Fisher (official):     1/2 mean_eig(F) delta^T F_off delta   (the official metric's shape, in the
+                              isotropic penalty's units: both have mean eigenvalue mean_eig(F))
+       Fisher + 1/2 tr(J^2):  the second-order KL of docs/method.md section 4 with F for -Hess log p
                               (J = d delta / d a_hat; exact in 2-D, Hutchinson with
                               ``jacobian_probes``; beyond the paper)
        Fisher + 1/2 ||sym J||^2:  the same with the symmetric part of J, an upper bound that, unlike
@@ -51,19 +55,22 @@ from fidec.fisher import (
 )
 from fidec.networks import Residual
 
-PENALTIES = ("isotropic", "fisher", "fisher_jacobian", "fisher_sym_jacobian")
+PENALTIES = ("isotropic", "fisher", "fisher_official", "fisher_jacobian", "fisher_sym_jacobian")
 PENALTY_LABELS = {
     "isotropic": "isotropic (L2)",
-    "fisher": "Fisher (FD)",
+    "fisher": "Fisher, fidec's estimate",
+    "fisher_official": "Fisher, official estimate",
     "fisher_jacobian": "Fisher + ½tr(J²)",
     "fisher_sym_jacobian": "Fisher + ½‖sym J‖²",
 }
-# (w_isotropic, w_fisher, w_trace_jacobian, w_sym_jacobian) per penalty: one loss, vmapped over weights.
+# (w_isotropic, w_fisher, w_trace_jacobian, w_sym_jacobian, w_official) per penalty: one loss, vmapped
+# over weights.  The two Jacobian variants add their term to fidec's Fisher penalty.
 PENALTY_WEIGHTS = {
-    "isotropic": (1.0, 0.0, 0.0, 0.0),
-    "fisher": (0.0, 1.0, 0.0, 0.0),
-    "fisher_jacobian": (0.0, 1.0, 1.0, 0.0),
-    "fisher_sym_jacobian": (0.0, 1.0, 0.0, 1.0),
+    "isotropic": (1.0, 0.0, 0.0, 0.0, 0.0),
+    "fisher": (0.0, 1.0, 0.0, 0.0, 0.0),
+    "fisher_official": (0.0, 0.0, 0.0, 0.0, 1.0),
+    "fisher_jacobian": (0.0, 1.0, 1.0, 0.0, 0.0),
+    "fisher_sym_jacobian": (0.0, 1.0, 0.0, 1.0, 0.0),
 }
 DEMO_GOALS = {"band": (0.65, 0.45), "mixture": (0.7, 0.25), "gaussian": (0.7, 0.4)}
 
@@ -77,7 +84,9 @@ class DemoConfig:
         num_data: behaviour actions the flow is fitted to.
         flow_steps, flow_hidden, flow_lr, flow_batch, time_embedding: flow-matching fit.
         sampler_steps: K, Euler steps of the base policy.
-        fisher: FD's Fisher estimate (must be un-normalised: the penalties are KLs in nats).
+        fisher: fidec's Fisher estimate (must be un-normalised: the penalties are KLs in nats).
+        official_fisher: the official FD code's estimate (must be trace-normalised, as that code's is; the
+            penalty scales it by mean_eig of ``fisher``).
         residual_hidden, residual_steps, residual_lr, residual_batch: residual networks.
         pool_size: base actions the residuals are trained on.
         reward_fractions: f of the reward targets r* = r0 + f (r_max - r0); ``main_fraction`` is drawn.
@@ -96,6 +105,9 @@ class DemoConfig:
     time_embedding: str = "fourier"
     sampler_steps: int = 10
     fisher: FisherConfig = field(default_factory=lambda: FisherConfig(normalize=False))
+    official_fisher: FisherConfig = field(
+        default_factory=lambda: FisherConfig(estimator="velocity", t_eps=0.95, normalize=True)
+    )
     residual_hidden: tuple[int, ...] = (32, 32)
     residual_steps: int = 1000
     residual_lr: float = 3e-3
@@ -119,6 +131,10 @@ class DemoConfig:
             raise ConfigError(f"reward_fractions must lie in (0, 1), got {self.reward_fractions}")
         if self.fisher.normalize:
             raise ConfigError("the demo's penalties are KLs in nats: use FisherConfig(normalize=False)")
+        if not self.official_fisher.normalize:
+            raise ConfigError(
+                "official_fisher is the official code's trace-normalised metric: normalize=True"
+            )
 
 
 def quick_config(seed: int = 0) -> DemoConfig:
@@ -168,6 +184,7 @@ class BehaviourDemo:
     refined: dict[str, np.ndarray]  # main fraction: refined actions of ``base_actions``, per penalty
     results: list[RefinementResult]
     grid: dict[str, np.ndarray]  # behaviour density on a grid, for the figure
+    fisher_official: np.ndarray | None = None  # the official estimate, trace-normalised
 
     def main(self, penalty: str, fraction: float) -> RefinementResult:
         return next(r for r in self.results if r.penalty == penalty and r.fraction == fraction)
@@ -197,11 +214,13 @@ def penalty_value(
     weights: jax.Array,
     key: jax.Array,
     jacobian_probes: int,
+    official: jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array]:
-    """(mean penalty, deltas) for weights (w_iso, w_fisher, w_tr, w_sym) over base actions (B, d).
+    """(mean penalty, deltas) for weights (w_iso, w_fisher, w_tr, w_sym, w_official) over base actions
+    (B, d); a fifth weight needs ``official``, the official code's trace-normalised metric F_off.
 
     penalty = w_iso 1/2 mean_eig(F) ||delta||^2 + w_fisher 1/2 delta^T F delta
-              + w_tr 1/2 tr(J^2) + w_sym 1/2 ||sym J||_F^2
+              + w_tr 1/2 tr(J^2) + w_sym 1/2 ||sym J||_F^2 + w_official 1/2 mean_eig(F) delta^T F_off delta
     with FD's per-dimension penalties (:func:`fidec.fisher.quadratic_penalty` and
     :func:`~fidec.fisher.isotropic_penalty`, which divide by d) scaled by d / 2 into nats, and its
     Jacobian estimator :func:`fidec.fisher.jacobian_square` (exact with ``jacobian_probes = 0``, else
@@ -218,6 +237,12 @@ def penalty_value(
     trace_jac = jacobian_square(delta_fn, actions, probe_key, jacobian_probes, form="trace")
     sym_jac = jacobian_square(delta_fn, actions, probe_key, jacobian_probes, form="sym")
     penalty = weights[0] * iso + weights[1] * quad + 0.5 * (weights[2] * trace_jac + weights[3] * sym_jac)
+    if weights.shape[0] > 4:
+        if official is None:
+            raise ValueError("a fifth (official) weight needs the official metric")
+        scaled = mean_eigenvalue(fisher) * official
+        off = half_d * quadratic_penalty(deltas, jnp.broadcast_to(scaled, deltas.shape[:-1] + scaled.shape))
+        penalty = penalty + weights[4] * off
     return jnp.mean(penalty), deltas
 
 
@@ -229,8 +254,10 @@ def train_residuals(
     weights: jax.Array,
     targets: jax.Array,
     key: jax.Array,
+    official: jax.Array | None = None,
 ) -> tuple[dict, jax.Array, Residual]:
-    """Train one residual per row of (weights (R, 4), targets (R,)), vmapped; returns (params, alpha, module).
+    """Train one residual per row of (weights (R, 5), targets (R,)), vmapped; returns (params, alpha, module).
+    ``official``: the official code's trace-normalised metric, for the fifth weight.
 
     Each residual minimises -E[r(a_hat + delta)] + alpha * penalty; log alpha minimises
     -log alpha * (E[r] - r*), i.e. alpha grows while the reward exceeds its target, so every residual
@@ -248,7 +275,7 @@ def train_residuals(
     alpha_optimizer = optax.adam(optax.cosine_decay_schedule(config.alpha_lr, config.residual_steps, 0.1))
 
     def losses(p, la, w, target, batch, k):
-        penalty, deltas = penalty_value(module, p, batch, fisher, w, k, config.jacobian_probes)
+        penalty, deltas = penalty_value(module, p, batch, fisher, w, k, config.jacobian_probes, official)
         reward = jnp.mean(reward_fn(batch + deltas))
         alpha = jnp.exp(jax.lax.stop_gradient(la))
         actor = -reward + alpha * penalty
@@ -331,7 +358,8 @@ def density_grid(behaviour, lim: float = 1.0, n: int = 300) -> dict[str, np.ndar
 
 
 def run_behaviour(name: str, config: DemoConfig, key: jax.Array) -> BehaviourDemo:
-    """Fit the flow, estimate F, train the four penalties at every reward target, evaluate."""
+    """Fit the flow, estimate F (fidec's and the official estimate), train every penalty at every reward
+    target, evaluate."""
     behaviour = make_behaviour(name)
     goal = np.asarray(DEMO_GOALS[name], np.float32)
     reward_fn = goal_reward(goal)
@@ -349,6 +377,9 @@ def run_behaviour(name: str, config: DemoConfig, key: jax.Array) -> BehaviourDem
     )
     pool = fit.sample(k_pool, config.pool_size, config.sampler_steps)
     fisher_est = fisher_metric(fit.velocity_fn(), pool[None], k_fisher, config.fisher)[0]
+    # A key of its own (not an eighth split), so the other draws stay those of the runs without this row.
+    k_official = jax.random.fold_in(key, 1)
+    fisher_official = fisher_metric(fit.velocity_fn(), pool[None], k_official, config.official_fisher)[0]
     behaviour_actions = behaviour.sample(k_exact, config.eval_samples)
     fisher_exact = kl.exact_fisher(behaviour.log_density, behaviour_actions)
 
@@ -358,7 +389,9 @@ def run_behaviour(name: str, config: DemoConfig, key: jax.Array) -> BehaviourDem
     combos = [(p, f) for p in PENALTIES for f in fractions]
     weights = jnp.asarray([PENALTY_WEIGHTS[p] for p, _ in combos])
     targets = jnp.asarray([base_reward + f * (max_reward - base_reward) for _, f in combos])
-    params, alphas, module = train_residuals(config, reward_fn, pool, fisher_est, weights, targets, k_train)
+    params, alphas, module = train_residuals(
+        config, reward_fn, pool, fisher_est, weights, targets, k_train, fisher_official
+    )
 
     eval_base = fit.sample(k_eval, config.eval_samples, config.sampler_steps)
     metrics = evaluate_residuals(
@@ -400,6 +433,7 @@ def run_behaviour(name: str, config: DemoConfig, key: jax.Array) -> BehaviourDem
         refined=refined,
         results=results,
         grid=density_grid(behaviour),
+        fisher_official=np.asarray(fisher_official),
     )
 
 

@@ -22,7 +22,7 @@ from fidec.errors import UserError
 
 Benchmark = Literal["ogbench", "d4rl"]
 
-# The 10 OGBench state families of the FD evaluation (METHOD.md section 8).
+# The 10 OGBench state families of the FD evaluation (docs/method.md section 8).
 OGBENCH_STATE_FAMILIES: tuple[str, ...] = (
     "antmaze-large-navigate",
     "antmaze-giant-navigate",

@@ -33,7 +33,7 @@ from fidec.training.summary import seed_scores
 
 PROTOCOLS = ("last3", "final", "best")
 PROTOCOL_TEXT = {
-    "last3": "mean of the last three evaluations (the paper's protocol)",
+    "last3": "mean of the last three evaluations",
     "final": "the last evaluation",
     "best": "the best evaluation (optimistic: a max over evaluations, shown only on request)",
 }
@@ -64,6 +64,7 @@ class RunData:
     seeds: tuple[int, ...]
     eval_rows: tuple[Mapping[str, Any], ...]
     train_last: Mapping[int, Mapping[str, float]] = field(default_factory=dict)
+    wall_s: float | None = None  # the trial's wall time, as a sweep's manifest records it
 
     @property
     def family(self) -> str:
@@ -119,7 +120,7 @@ def last_train_values(rows: Iterable[Mapping[str, Any]], keys: Sequence[str]) ->
     return {seed: {k: v for k, (_, v) in values.items()} for seed, values in last.items()}
 
 
-def read_run(run_dir: Path, label: str | None = None) -> RunData:
+def read_run(run_dir: Path, label: str | None = None, wall_s: float | None = None) -> RunData:
     """A finished run directory: its summary (who and which metric) and its eval and train metrics."""
     run = RunDir(run_dir)
     summary = run.read_summary() if run.finished else None
@@ -139,6 +140,7 @@ def read_run(run_dir: Path, label: str | None = None) -> RunData:
             for s, v in last_train_values(run.read_rows("train"), DISPLACEMENT_METRICS).items()
             if s in seeds
         },
+        wall_s=wall_s,
     )
 
 
@@ -152,9 +154,9 @@ def collect_runs(paths: Sequence[str | Path]) -> Collection:
     seen: set[Path] = set()
     sources: list[Path] = []
 
-    def add(run_dir: Path, label: str | None = None) -> bool:
+    def add(run_dir: Path, label: str | None = None, wall_s: float | None = None) -> bool:
         try:
-            run = read_run(run_dir, label)
+            run = read_run(run_dir, label, wall_s)
         except (UserError, KeyError, TypeError, ValueError) as exc:  # a damaged summary: say so, keep going
             notes.append(f"{run_dir}: unreadable run summary ({exc}); rerun or resume it")
             return False
@@ -169,10 +171,10 @@ def collect_runs(paths: Sequence[str | Path]) -> Collection:
         for sweep_dir in sweep_dirs:
             sources.append(sweep_dir)
             found, missing = _sweep_trials(sweep_dir)
-            for run_dir, label in found:
+            for run_dir, label, wall_s in found:
                 if run_dir.resolve() not in seen:
                     seen.add(run_dir.resolve())
-                    add(run_dir, label)
+                    add(run_dir, label, wall_s)
             notes.extend(missing)
         run_dirs = _finished_runs(root)
         for run_dir in run_dirs:
@@ -211,17 +213,19 @@ def _sweep_dirs(root: Path) -> list[Path]:
     return _walk(root, is_sweep_folder)
 
 
-def _sweep_trials(sweep_dir: Path) -> tuple[list[tuple[Path, str]], list[str]]:
-    """(run directory, label) of each finished trial of a sweep, and a note for each other trial."""
+def _sweep_trials(sweep_dir: Path) -> tuple[list[tuple[Path, str, float | None]], list[str]]:
+    """(run directory, label, wall time) of each finished trial of a sweep, and a note for each other trial."""
     manifest = read_manifest(sweep_dir)
     agents = manifest.spec.get("agents", [])
     # A sweep whose spec was edited keeps the trials of earlier versions in its manifest (untouched).
     labels = {a.get("label") for a in agents if isinstance(a, dict)} if isinstance(agents, list) else set()
-    found, notes = [], []
+    found: list[tuple[Path, str, float | None]] = []
+    notes: list[str] = []
     for trial_id, record in manifest.trials.items():
         run_dir = sweep_dir / record.run_dir
         if RunDir(run_dir).finished:
-            found.append((run_dir, record.label))
+            wall = record.wall_s
+            found.append((run_dir, record.label, float(wall) if _is_number(wall) else None))
         elif labels and record.label not in labels:
             notes.append(
                 f"{trial_id} ({sweep_dir.name}): not run, its variant {record.label!r} was removed from the "
@@ -380,14 +384,16 @@ def iqm_results(
     return results
 
 
-def displacement_stats(runs: Sequence[RunData]) -> dict[str, dict[str, MeanStd]]:
-    """{label: {metric: mean and std over every (task, seed) of its last logged value}}."""
-    values: dict[str, dict[str, list[float]]] = {}
+def displacement_stats(runs: Sequence[RunData]) -> dict[tuple[str, str], dict[str, MeanStd]]:
+    """{(label, family): {metric: mean and std over every (task, seed) of the family of its last logged
+    value}}.  Per family, not pooled across families: the target divergence that the Lagrange multiplier
+    drives the penalty to is set per family, so displacements of two families are not comparable."""
+    values: dict[tuple[str, str], dict[str, list[float]]] = {}
     for run in runs:
         for seed_values in run.train_last.values():
             for key, value in seed_values.items():
-                values.setdefault(run.label, {}).setdefault(key, []).append(value)
+                values.setdefault((run.label, run.family), {}).setdefault(key, []).append(value)
     return {
-        label: {key: mean_std(v) for key in DISPLACEMENT_METRICS if (v := by_key.get(key))}
-        for label, by_key in values.items()
+        group: {key: mean_std(v) for key in DISPLACEMENT_METRICS if (v := by_key.get(key))}
+        for group, by_key in values.items()
     }

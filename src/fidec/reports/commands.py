@@ -46,9 +46,10 @@ def report_command(
     """Tables (per task and family, mean +- std over seeds; across tasks, the IQM with stratified bootstrap
     intervals), learning curves and report.md from runs.
 
-    Protocols: last3 (mean of the last three evaluations, the paper's) and final; the best evaluation
-    only with --best.  Curves: mean over seeds with a 95% bootstrap band.  Bold: the highest value of a
-    row and every label whose interval overlaps it.
+    Protocols: last3 (mean of the last three evaluations; the paper's OGBench protocol averages those at
+    80-100% of training) and final; the best evaluation only with --best.  Curves: mean over seeds with a
+    95% bootstrap band.  Bold: the highest value of a row and every label whose interval overlaps it (none
+    when all overlap).
     """
     if out is None:
         out = paths[0] / "report" if len(paths) == 1 else Path("report")

@@ -5,6 +5,7 @@ report.html.
     <out>/report.html          the same, self-contained apart from the PNGs beside it
     <out>/scores.csv           raw numbers: every (protocol, label, task) with each seed's value
     <out>/aggregate.csv        raw numbers of the IQM tables: every (protocol, set of tasks, label)
+    <out>/runs.csv             every run read: label, task, seeds, wall time (a sweep manifest's), folder
     <out>/tables.md|tex        the score tables in the format asked for
     <out>/curves/overview.png  every task; curves/<task>.png one per task
     <out>/curves/aggregate.png the IQM of each label across tasks with its interval (last3 protocol)
@@ -14,7 +15,9 @@ Every file is written atomically; the output folder is checked before the bootst
 
 from __future__ import annotations
 
+import csv
 import html
+import io
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -79,10 +82,23 @@ def displacement_table(collection: Collection) -> Table | None:
         return None
     caption = (
         "Last logged value of each train metric (block means), mean ± sample std over every (task, seed) of the "
-        "label. delta: the refinement's displacement a - a_hat; penalty: delta^T F_n delta / d (FD) or "
-        "||delta||^2 / d (iso); fisher_condition: condition number of F_n."
+        "label in the task family (rows per family: the target divergence is set per family). delta: the "
+        "refinement's displacement a - a_hat; penalty: delta^T F_n delta / d (FD) or ||delta||^2 / d (iso); "
+        "fisher_condition: condition number of F_n."
     )
-    return stats_table(stats, "Displacement statistics (Fisher vs isotropic)", caption)
+    rows = {f"{label}, {family}": values for (label, family), values in stats.items()}
+    return stats_table(rows, "Displacement statistics (Fisher vs isotropic)", caption)
+
+
+def runs_csv(collection: Collection) -> str:
+    """One row per run read: label, task, seeds, wall time in seconds (empty when no manifest recorded it)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["label", "task", "seeds", "wall_s", "run_dir"])
+    for run in collection.runs:
+        wall = "" if run.wall_s is None else repr(run.wall_s)
+        writer.writerow([run.label, run.task, " ".join(str(s) for s in run.seeds), wall, str(run.run_dir)])
+    return out.getvalue()
 
 
 def build_report(
@@ -118,6 +134,7 @@ def build_report(
 
     csv_path = write_text_atomic(out / "scores.csv", scores_csv(groups, protocols))
     aggregate_path = write_text_atomic(out / "aggregate.csv", aggregate_csv(iqm, iqm_tables, confidence))
+    write_text_atomic(out / "runs.csv", runs_csv(collection))
     if fmt == "csv":
         text, tables_file = csv_path.read_text(), csv_path
     else:
@@ -172,8 +189,9 @@ def _overview_lines(c: _Context) -> list[str]:
         f"{len(c.collection.runs)} finished run(s): {len(labels)} label(s) ({', '.join(labels)}) on "
         f"{len(tasks)} task(s), seeds {seeds}.",
         "Sources: " + _listed([f"`{s}`" for s in c.collection.sources]) + ".",
-        "Protocol: *last3* = mean of the last three evaluations of a seed (the paper's protocol: 800k, 900k and "
-        "1M steps of a 1M-step OGBench run); *final* = the last evaluation. Per task and family each cell is the "
+        "Protocol: *last3* = mean of the last three evaluations of a seed (at the steps the per-task table "
+        "states; the paper's OGBench protocol averages the evaluations at 800k, 900k and 1M steps of a 1M-step "
+        "run, 80-100% of training); *final* = the last evaluation. Per task and family each cell is the "
         "mean ± sample std (ddof=1) over seeds; across tasks, the interquartile mean (IQM) of every (task, seed) "
         "score with its stratified bootstrap confidence interval (Agarwal et al. 2021). In each row the highest "
         "value and every label whose interval overlaps it are bold (none when all overlap). "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import html
 import io
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TypeVar
@@ -24,7 +25,7 @@ from fidec.reports.aggregate import (
     GroupScores,
     family_average,
 )
-from fidec.stats import MeanStd
+from fidec.stats import MeanStd, intervals_overlap
 
 FORMATS = ("md", "csv", "latex")
 METRIC_TEXT = {"success": "success rate (%)", "normalized_score": "D4RL normalised return (x100)"}
@@ -69,9 +70,16 @@ class Cell:
 
 @dataclass(frozen=True)
 class Row:
+    """``name`` identifies the row (e.g. in the CSV files); ``note`` is shown after it."""
+
     name: str
     cells: tuple[Cell | None, ...]
     group: str = ""
+    note: str = ""
+
+    @property
+    def title(self) -> str:
+        return f"{self.name}, {self.note}" if self.note else self.name
 
 
 @dataclass(frozen=True)
@@ -105,7 +113,7 @@ def bold_flags(shown: Sequence[tuple[float, float, float] | None]) -> list[bool]
     top = max(value for value, _, _ in present)
     best = [(low, high) for value, low, high in present if value == top]
     flags = [
-        s is not None and any(s[1] <= high + _TOLERANCE and low <= s[2] + _TOLERANCE for low, high in best)
+        s is not None and any(intervals_overlap((s[1], s[2]), interval, _TOLERANCE) for interval in best)
         for s in shown
     ]
     if all(flag for flag, s in zip(flags, shown, strict=True) if s is not None):
@@ -162,14 +170,30 @@ def task_table(groups: Sequence[GroupScores], protocol: str, labels: Sequence[st
             rows.append(Row(task, _mark_bold(cells, SCORE_DECIMALS), group=family))
     seeds_text, show_n = _counts(rows, "seed")
     steps = _ordered([g.last3_steps for g in groups])
-    at = (
-        f", at steps {', '.join(str(s) for s in steps[0])}" if protocol == "last3" and len(steps) == 1 else ""
-    )
+    at = last3_span_text(steps[0]) if protocol == "last3" and len(steps) == 1 else ""
     caption = (
         f"Score: {_metrics_text(groups)}; protocol: {PROTOCOL_TEXT[protocol]}{at}. "
         f"Mean ± sample std (ddof=1) over {seeds_text}. {BOLD_RULE.format(interval='mean ± std interval')}"
     )
     return Table(f"Per-task scores: {protocol}", caption, "task", tuple(labels), tuple(rows), show_n=show_n)
+
+
+def last3_span_text(steps: Sequence[int]) -> str:
+    """', at steps 10000, 15000, 20000 (50-100% of training; ...)': where the last three evaluations lie, as a
+    share of the steps up to the last one (a run's last evaluation is at its last training step), against the
+    paper's 80-100% (800k, 900k and 1M steps of a 1M-step run)."""
+    if not steps:
+        return ""
+    share = f"{100 * steps[0] / steps[-1]:.0f}-100%" if steps[-1] > 0 else "-"
+    return (
+        f", at steps {', '.join(str(s) for s in steps)} ({share} of training; the paper's OGBench protocol "
+        "averages 800k, 900k and 1M steps of a 1M-step run, 80-100%)"
+    )
+
+
+def distinct_resamples(size: int) -> int:
+    """Distinct multisets a bootstrap resample of ``size`` values can draw: C(2 size - 1, size) (10 for 3)."""
+    return math.comb(2 * size - 1, size)
 
 
 def family_table(groups: Sequence[GroupScores], protocol: str, labels: Sequence[str] | None = None) -> Table:
@@ -211,6 +235,7 @@ def iqm_table(
     mean of every (task, seed) score with its stratified bootstrap interval (see :func:`iqm_results`)."""
     labels = tuple(_ordered([label for _, row in results for label in row]))
     rows = []
+    small = False
     for scope, by_label in results:
         scale = METRIC_SCALE.get(scope.metric, 1.0)
         cells = [
@@ -219,7 +244,10 @@ def iqm_table(
             else Cell(a.value * scale, a.num_runs, low=a.low * scale, high=a.high * scale)
             for label in labels
         ]
-        rows.append(Row(scope.name, _mark_bold(cells, SCORE_DECIMALS)))
+        runs = {c.n for c in cells if c is not None}
+        note = "mean (n < 4)" if runs and max(runs) < 4 else ""  # nothing is cut: the "IQM" is the mean
+        small = small or bool(note)
+        rows.append(Row(scope.name, _mark_bold(cells, SCORE_DECIMALS), note=note))
     runs_text, show_n = _counts(rows, "score")
     runs_text = "n per cell" if show_n else runs_text
     metrics = "; ".join(METRIC_TEXT.get(m, m) for m in _ordered([s.metric for s, _ in results]))
@@ -231,6 +259,13 @@ def iqm_table(
         f"interval [low, high] (seeds resampled with replacement within each task, {num_resamples} resamples, "
         "percentile interval; Agarwal et al. 2021, 'Deep RL at the Edge of the Statistical Precipice', as in "
         "the rliable library). '-' where a label lacks a task of the row. "
+        + (
+            "Rows marked 'mean (n < 4)' have fewer than four scores: nothing is cut, the value is their mean, "
+            f"and with n scores in a task the bootstrap draws from at most C(2n - 1, n) distinct resamples "
+            f"({distinct_resamples(3)} for n = 3), so those intervals are coarse. "
+            if small
+            else ""
+        )
         + BOLD_RULE.format(interval=f"{percent} interval")
     )
     return Table(
@@ -255,7 +290,7 @@ def to_markdown(table: Table, title: bool = True) -> str:
     caption = f"**{table.title}.** {table.caption}" if title else table.caption
     rows = [
         [
-            row.name,
+            row.title,
             *(f"**{_cell_text(c, table)}**" if c and c.bold else _cell_text(c, table) for c in row.cells),
         ]
         for row in table.rows
@@ -298,7 +333,7 @@ def to_latex(table: Table) -> str:
         for cell in row.cells:
             text = _cell_text(cell, table, plus_minus=r"$\pm$")
             cells.append(rf"\textbf{{{text}}}" if cell and cell.bold else text)
-        lines.append(" & ".join([_latex_escape(row.name), *cells]) + r" \\")
+        lines.append(" & ".join([_latex_escape(row.title), *cells]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"
 
@@ -311,7 +346,7 @@ def to_html(table: Table) -> str:
         for cell in row.cells:
             text = html.escape(_cell_text(cell, table))
             cells.append(f"<td><b>{text}</b></td>" if cell and cell.bold else f"<td>{text}</td>")
-        body.append(f"<tr><td>{html.escape(row.name)}</td>{''.join(cells)}</tr>")
+        body.append(f"<tr><td>{html.escape(row.title)}</td>{''.join(cells)}</tr>")
     return (
         f"<table>\n<caption><b>{html.escape(table.title)}.</b> {html.escape(table.caption)}</caption>\n"
         f"<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(body) + "\n</tbody>\n</table>\n"
