@@ -42,7 +42,7 @@ import numpy as np
 from fidec.data.generate import OFFICIAL_MAX_EPISODE_STEPS, OFFICIAL_NUM_EPISODES
 from fidec.envs.registry import SUITES
 from fidec.formatting import format_fixed, format_number, markdown_table
-from fidec.presets import NAMED_PRESETS
+from fidec.presets import NETWORK_PRESETS, get_preset
 from fidec.reports.tables import BOLD_RULE, distinct_resamples, last3_span_text
 from fidec.stats import Comparison, compare_groups
 from fidec.training.config import SCALES
@@ -258,7 +258,7 @@ class Results:
 
     def networks_text(self, scale: str | None = None) -> str:
         if scale == "paper":
-            values = NAMED_PRESETS["paper-networks"].overrides
+            values = NETWORK_PRESETS["paper-networks"].values
             hidden, batch = values["network.actor_hidden"], values["batch_size"]
         else:
             hidden, batch = self.setting("agent.network.actor_hidden"), self.setting("agent.batch_size")
@@ -300,7 +300,7 @@ class Results:
         if preset is not None:
             fields |= {
                 k.removeprefix("fisher."): v
-                for k, v in NAMED_PRESETS[preset].overrides.items()
+                for k, v in get_preset(preset, "fd").values.items()
                 if k.startswith("fisher.")
             }
         score = "tweedie score (t v - x)/(1 - t)" if fields["estimator"] == "tweedie" else "v/(1 - t)"
@@ -491,21 +491,17 @@ class Results:
         return task_dims(task).action_dim
 
     def target(self, task: str) -> str:
-        from fidec.presets import task_preset
-
-        preset = task_preset(task)
-        if preset is None:
-            raise RenderError(f"no preset for {task}")
-        return format_number(preset.per_agent["fd"]["target_divergence"])
+        return self.preset_value(task, "fd", "target_divergence")
 
     def preset_value(self, task: str, agent: str, key: str) -> str:
-        """A task preset's value for an agent (e.g. FQL's alpha on a task)."""
-        from fidec.presets import task_preset
+        """The value of an agent's config key on a task, after its presets (e.g. FQL's alpha on a task)."""
+        from fidec.config import flatten, to_dict
+        from fidec.presets import resolve_agent_config
 
-        preset = task_preset(task)
-        if preset is None:
-            raise RenderError(f"no preset for {task}")
-        return format_number(preset.for_agent(agent)[key])
+        values = flatten(to_dict(resolve_agent_config(agent, task)))
+        if key not in values:
+            raise RenderError(f"agent {agent!r} has no setting {key!r}")
+        return format_number(values[key])
 
     def fisher_samples(self, label: str) -> int:
         """M of a label of the spec (its overrides, else the default)."""
