@@ -258,33 +258,40 @@ def test_augmentation_coin_is_per_batch_by_default():
 # -- the target update and the grid's Q normalisation ------------------------------------------------------
 
 
+def check_target_update(agent: str, mode: str) -> None:
+    """Two updates with tau = 0.5 (after the first, the critic and its target differ): the target must equal
+    0.5 theta + 0.5 theta' with theta the parameters from before the second update ("before") or after it."""
+    b = batch()
+    a = tiny(agent, tau=0.5, target_update=mode)
+    state, _ = a.update(a.init(jax.random.PRNGKey(20)), b)
+    before, target = state.params["critic"], state.target_params["critic"]
+    assert any(
+        not np.allclose(x, y) for x, y in zip(jax.tree.leaves(before), jax.tree.leaves(target), strict=True)
+    )
+    new, _ = a.update(state, b)
+    after = new.params["critic"]
+    source, other = (before, after) if mode == "before" else (after, before)
+    expected = jax.tree.map(lambda o, t: 0.5 * o + 0.5 * t, source, target)
+    wrong = jax.tree.map(lambda o, t: 0.5 * o + 0.5 * t, other, target)
+    got = new.target_params["critic"]
+    for x, y in zip(jax.tree.leaves(got), jax.tree.leaves(expected), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+    assert any(
+        not np.allclose(x, y, rtol=1e-5, atol=1e-6)
+        for x, y in zip(jax.tree.leaves(got), jax.tree.leaves(wrong), strict=True)
+    )
+
+
 @pytest.mark.parametrize("agent", ["fd", "iso", "fql", "iql", "ifql"])
 def test_the_target_moves_towards_the_parameters_from_before_the_update(agent):
     """The FQL family's ``target_update`` (and the official FD code's) averages the parameters the update
-    was called with: theta' <- tau theta_before + (1 - tau) theta'.  That is the default; target_update="after"
-    averages the updated parameters instead."""
+    was called with: theta' <- tau theta_before + (1 - tau) theta'.  That is every agent's default."""
     assert resolve_agent_config(agent).target_update == "before"
-    b = batch()
-    for mode in ("before", "after"):
-        a = tiny(agent, tau=0.5, target_update=mode)
-        state, _ = a.update(a.init(jax.random.PRNGKey(20)), b)  # now the critic and its target differ
-        before, target = state.params["critic"], state.target_params["critic"]
-        assert any(
-            not np.allclose(x, y)
-            for x, y in zip(jax.tree.leaves(before), jax.tree.leaves(target), strict=True)
-        )
-        new, _ = a.update(state, b)
-        after = new.params["critic"]
-        source, other = (before, after) if mode == "before" else (after, before)
-        expected = jax.tree.map(lambda o, t: 0.5 * o + 0.5 * t, source, target)
-        wrong = jax.tree.map(lambda o, t: 0.5 * o + 0.5 * t, other, target)
-        got = new.target_params["critic"]
-        for x, y in zip(jax.tree.leaves(got), jax.tree.leaves(expected), strict=True):
-            np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
-        assert any(
-            not np.allclose(x, y, rtol=1e-5, atol=1e-6)
-            for x, y in zip(jax.tree.leaves(got), jax.tree.leaves(wrong), strict=True)
-        )
+    check_target_update(agent, "before")
+
+
+def test_target_update_after_averages_the_updated_parameters():
+    check_target_update("fql", "after")
 
 
 @pytest.mark.parametrize(("preset", "normalized"), [("official-grid", False), ("official-state5", True)])
