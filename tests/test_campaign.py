@@ -49,7 +49,7 @@ CONFIG_CASES = [
     (["train", "--agent", "sac", "--show-config"], "unknown agent"),
     (["train", "--steps", "0", "--show-config"], "nothing to train"),
     (["train", "--set", "eval_interval=333", "--show-config"], "multiple of log_interval"),
-    (["train", "--agent", "fql", "--action-mode", "iterative", "--show-config"], "action mode"),
+    (["train", "--agent", "fql", "--action-mode", "iterative", "--show-config"], "acts with the modes"),
     (["train", "--set", "action_policy=fix", "--show-config"], "not one of"),
 ]
 

@@ -10,7 +10,7 @@ from typing import Literal
 
 import pytest
 
-from fidec.agents import AgentConfig
+from fidec.agents.fd import FDConfig
 from fidec.config import (
     ConfigError,
     DottedKeys,
@@ -29,26 +29,26 @@ from fidec.training.config import TrainConfig
 
 
 def test_nested_dotted_keys_change_only_their_field():
-    config = apply_overrides(AgentConfig(), {"fisher.num_samples": 8, "network.critic_hidden": (64, 64)})
+    config = apply_overrides(FDConfig(), {"fisher.num_samples": 8, "network.critic_hidden": (64, 64)})
     assert config.fisher == FisherConfig(num_samples=8)
     assert config.network == NetworkConfig(critic_hidden=(64, 64))
-    assert config.lr == AgentConfig().lr
+    assert config.lr == FDConfig().lr
 
 
 def test_overrides_return_a_copy_and_leave_the_input_unchanged():
-    original = AgentConfig()
+    original = FDConfig()
     changed = apply_overrides(original, {"lr": 1e-3, "fisher.t_eps": 0.9})
-    assert original == AgentConfig()
+    assert original == FDConfig()
     assert (changed.lr, changed.fisher.t_eps) == (1e-3, 0.9)
 
 
 def test_a_section_accepts_a_mapping():
-    config = apply_overrides(AgentConfig(), {"fisher": {"t_eps": 0.9, "damping": "0.01"}})
+    config = apply_overrides(FDConfig(), {"fisher": {"t_eps": 0.9, "damping": "0.01"}})
     assert (config.fisher.t_eps, config.fisher.damping) == (0.9, 0.01)
 
 
 def test_dashes_in_keys_read_as_underscores():
-    assert apply_overrides(AgentConfig(), {"target-divergence": "0.01"}).target_divergence == 0.01
+    assert apply_overrides(FDConfig(), {"target-divergence": "0.01"}).target_divergence == 0.01
 
 
 @pytest.mark.parametrize(
@@ -75,7 +75,7 @@ def test_dashes_in_keys_read_as_underscores():
     ],
 )
 def test_strings_are_coerced_to_the_field_type(key, text, expected):
-    config = apply_overrides(AgentConfig(), {key: text})
+    config = apply_overrides(FDConfig(), {key: text})
     value = config
     for part in key.split("."):
         value = getattr(value, part)
@@ -97,15 +97,15 @@ def test_strings_are_coerced_to_the_field_type(key, text, expected):
 )
 def test_values_of_the_wrong_type_raise_config_error_naming_the_key(key, value, message):
     with pytest.raises(ConfigError) as excinfo:
-        apply_overrides(AgentConfig(), {key: value})
+        apply_overrides(FDConfig(), {key: value})
     assert message in str(excinfo.value)
 
 
 def test_unknown_top_level_key_lists_every_valid_dotted_key():
     with pytest.raises(ConfigError, match="unknown config key 'learning_rate'") as excinfo:
-        apply_overrides(AgentConfig(), {"learning_rate": 1e-3})
+        apply_overrides(FDConfig(), {"learning_rate": 1e-3})
     message = str(excinfo.value)
-    for key in all_keys(AgentConfig()):
+    for key in all_keys(FDConfig()):
         assert key in message
     assert "fisher.t_eps" in message and "network.actor_hidden" in message
 
@@ -113,15 +113,15 @@ def test_unknown_top_level_key_lists_every_valid_dotted_key():
 def test_unknown_nested_key_lists_valid_keys_with_their_section():
     """The suggestion must be usable as typed: 'fisher.t_eps', not a bare 't_eps'."""
     with pytest.raises(ConfigError, match=r"unknown config key 'fisher\.teps'") as excinfo:
-        apply_overrides(AgentConfig(), {"fisher.teps": 0.9})
+        apply_overrides(FDConfig(), {"fisher.teps": 0.9})
     assert "fisher.t_eps" in str(excinfo.value)
 
 
 def test_a_value_is_not_a_section_and_a_section_is_not_a_value():
     with pytest.raises(ConfigError, match="'lr' is a value, not a section"):
-        apply_overrides(AgentConfig(), {"lr.scale": 2})
+        apply_overrides(FDConfig(), {"lr.scale": 2})
     with pytest.raises(ConfigError, match="'fisher' is a section"):
-        apply_overrides(AgentConfig(), {"fisher": 0.9})
+        apply_overrides(FDConfig(), {"fisher": 0.9})
 
 
 @pytest.mark.parametrize(
@@ -140,21 +140,21 @@ def test_a_value_is_not_a_section_and_a_section_is_not_a_value():
 )
 def test_validation_errors_from_post_init_surface_as_config_error(overrides, message):
     with pytest.raises(ConfigError) as excinfo:
-        apply_overrides(AgentConfig(), overrides)
+        apply_overrides(FDConfig(), overrides)
     assert message in str(excinfo.value)
     assert isinstance(excinfo.value, ValueError)
 
 
 def test_the_order_of_overrides_within_a_section_does_not_matter():
     """Validation must see the finished section, not each intermediate one (t_eps_max >= t_eps)."""
-    expected = apply_overrides(AgentConfig(), {"fisher.t_eps": 0.85, "fisher.t_eps_max": 0.9})
-    reordered = apply_overrides(AgentConfig(), {"fisher.t_eps_max": 0.9, "fisher.t_eps": 0.85})
+    expected = apply_overrides(FDConfig(), {"fisher.t_eps": 0.85, "fisher.t_eps_max": 0.9})
+    reordered = apply_overrides(FDConfig(), {"fisher.t_eps_max": 0.9, "fisher.t_eps": 0.85})
     assert reordered == expected
 
 
-def _non_default_config() -> AgentConfig:
+def _non_default_config() -> FDConfig:
     return apply_overrides(
-        AgentConfig(),
+        FDConfig(),
         {
             "network.actor_hidden": (64, 32),
             "network.critic_layer_norm": False,
@@ -177,22 +177,22 @@ def test_to_dict_is_plain_json_and_from_dict_rebuilds_the_same_config():
     assert json.loads(json.dumps(data)) == data
     assert data["network"]["actor_hidden"] == [64, 32]
     assert data["fisher"]["t_eps_max"] == 0.9
-    rebuilt = from_dict(AgentConfig, data)
+    rebuilt = from_dict(FDConfig, data)
     assert rebuilt == config
     assert isinstance(rebuilt.network.actor_hidden, tuple)
 
 
 def test_round_trip_keeps_none_values():
-    config = AgentConfig()
+    config = FDConfig()
     assert config.fisher.t_eps_max is None
-    assert from_dict(AgentConfig, json.loads(json.dumps(to_dict(config)))) == config
+    assert from_dict(FDConfig, json.loads(json.dumps(to_dict(config)))) == config
 
 
 def test_from_dict_rejects_unknown_keys():
-    data = to_dict(AgentConfig())
+    data = to_dict(FDConfig())
     data["fisher"]["temperature"] = 1.0
     with pytest.raises(ConfigError, match=r"fisher\.temperature"):
-        from_dict(AgentConfig, data)
+        from_dict(FDConfig, data)
 
 
 # -- did you mean, Literal fields, non-finite numbers, descriptions, typed tables -------------------------
@@ -288,7 +288,7 @@ def test_bad_values_are_config_errors_naming_the_key(key, value, message):
 
 def test_a_sections_own_error_names_the_key_once():
     with pytest.raises(ConfigError) as excinfo:
-        apply_overrides(AgentConfig(), {"fisher.t_eps": 1.0})
+        apply_overrides(FDConfig(), {"fisher.t_eps": 1.0})
     assert str(excinfo.value).startswith("fisher.t_eps must lie in (0, 1)")
 
 

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fidec.agents import AgentConfig, common, make_agent
+from fidec.agents import REGISTRY, AgentConfig, common, default_config, make_agent
 from fidec.augment import augment_batch, random_shift, shift_frames, shift_offsets
 from fidec.config import apply_overrides
 from fidec.encoders import EncoderConfig, ImpalaEncoder, TinyEncoder, make_encoder
@@ -16,18 +16,21 @@ from fidec.networks import Encoded
 FRAME = (64, 64, 3)
 
 
-def pixel_config(encoder: str = "tiny", **overrides) -> AgentConfig:
+def pixel_config(agent: str = "fd", encoder: str = "tiny", **overrides) -> AgentConfig:
+    config = default_config(agent)
     base = {
         "encoder.name": encoder,
         "network.actor_hidden": (16,),
         "network.critic_hidden": (16,),
         "batch_size": 4,
-        "flow_steps": 3,
-        "fisher.num_samples": 2,
         "encoder.impala_channels": (4, 8),
         "encoder.mlp_hidden": (16,),
     }
-    return apply_overrides(AgentConfig(), {**base, **overrides})
+    if hasattr(config, "flow_steps"):
+        base["flow_steps"] = 3
+    if hasattr(config, "fisher"):
+        base["fisher.num_samples"] = 2
+    return apply_overrides(config, {**base, **overrides})
 
 
 def frames(key, shape) -> jax.Array:
@@ -130,11 +133,10 @@ def test_augment_batch_shifts_s_and_next_s_of_a_transition_alike():
 # ---------------------------------------------------------------------------------- agent networks
 
 
-@pytest.mark.parametrize(
-    ("name", "parts"), [("fd", ("flow", "critic", "residual")), ("fql", ("flow", "critic", "onestep"))]
-)
-def test_each_network_owns_its_encoder(name, parts):
-    agent = make_agent(name, pixel_config(), FRAME, 5)
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_each_network_owns_its_encoder(name):
+    parts = tuple(p for p in REGISTRY[name].parts if p != "log_alpha")
+    agent = make_agent(name, pixel_config(name), FRAME, 5)
     assert agent.obs_dim == (64, 64, 9)
     state = agent.init(jax.random.PRNGKey(0))
     kernels = []
@@ -143,18 +145,24 @@ def test_each_network_owns_its_encoder(name, parts):
         assert set(state.params[part]["params"]) == {"encoder", "head"}
         kernels.append(np.asarray(state.params[part]["params"]["encoder"]["Conv_0"]["kernel"]))
     # Separate parameters (independently initialised), not one shared encoder.
-    assert not np.allclose(kernels[0], kernels[1])
+    for i in range(len(kernels)):
+        for j in range(i):
+            assert not np.allclose(kernels[i], kernels[j]), (parts[i], parts[j])
 
 
-def test_state_agents_build_plain_networks_and_leave_the_batch_and_rng_alone():
-    config = AgentConfig()
-    networks = common.build_networks(config, 3)
-    assert not any(
-        isinstance(getattr(networks, p), Encoded) for p in ("flow", "critic", "residual", "onestep")
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_state_agents_build_plain_networks(name):
+    spec = REGISTRY[name]
+    networks = spec.build(default_config(name), 3)
+    assert set(networks.modules) == {p for p in spec.parts if p != "log_alpha"}
+    assert not any(isinstance(m, Encoded) for m in networks.modules.values())
+
+
+def test_state_agents_leave_the_batch_and_rng_alone():
+    config = apply_overrides(
+        default_config("fd"), {"network.actor_hidden": (8,), "network.critic_hidden": (8,)}
     )
-    agent = make_agent(
-        "fd", apply_overrides(config, {"network.actor_hidden": (8,), "network.critic_hidden": (8,)}), 6, 3
-    )
+    agent = make_agent("fd", config, 6, 3)
     state = agent.init(jax.random.PRNGKey(0))
     batch = {"observations": jnp.ones((2, 6))}
     same_state, same_batch = common.prepare_batch(agent.config, state, batch)
@@ -162,10 +170,10 @@ def test_state_agents_build_plain_networks_and_leave_the_batch_and_rng_alone():
 
 
 def test_flow_encodes_the_observation_once_outside_the_euler_loop():
-    agent = make_agent("bcflow", pixel_config(flow_steps=7), FRAME, 2)
+    agent = make_agent("bcflow", pixel_config("bcflow", flow_steps=7), FRAME, 2)
     state = agent.init(jax.random.PRNGKey(0))
     obs = jnp.zeros((3, 64, 64, 9), jnp.uint8)
-    jaxpr = jax.make_jaxpr(lambda p, o, n: common.sample_base_actions(agent.networks, p, o, n, 7))(
+    jaxpr = jax.make_jaxpr(lambda p, o, n: common.sample_base_actions(agent.config, agent.networks, p, o, n))(
         state.params["flow"], obs, jnp.zeros((3, 2))
     ).jaxpr
     scans = [e for e in jaxpr.eqns if e.primitive.name == "scan"]
@@ -179,7 +187,7 @@ def test_make_agent_explains_mismatched_observations_and_encoders():
     with pytest.raises(ValueError, match="needs pixel observations: pass the frame shape"):
         make_agent("fd", pixel_config(), 28, 5)
     with pytest.raises(ValueError, match=r"need a pixel encoder: set agent\.encoder\.name"):
-        make_agent("fd", AgentConfig(), FRAME, 5)
+        make_agent("fd", default_config("fd"), FRAME, 5)
     with pytest.raises(ValueError, match=r"frame shape \(H, W, C\)"):
         make_agent("fd", pixel_config(), (64, 64), 5)
     agent = make_agent("fd", pixel_config(), FRAME, 5)

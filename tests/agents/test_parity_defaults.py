@@ -13,7 +13,8 @@ import numpy as np
 import optax
 import pytest
 
-from fidec.agents import AgentConfig, common, fd, make_agent
+from fidec.agents import AgentConfig, common, fd, get_spec, make_agent
+from fidec.agents.base import sample_draws
 from fidec.config import apply_overrides
 from fidec.networks import MLP, NetworkConfig
 from fidec.presets import resolve_agent_config
@@ -24,14 +25,10 @@ OBS_DIM, ACT_DIM, BATCH = 3, 2, 8
 
 
 def tiny(agent: str = "fd", **overrides):
+    flow = {"flow_steps": 3} if hasattr(get_spec(agent).config, "flow_steps") else {}
     config = resolve_agent_config(
         agent,
-        overrides={
-            "network.actor_hidden": (16,),
-            "network.critic_hidden": (16,),
-            "flow_steps": 3,
-            **overrides,
-        },
+        overrides={"network.actor_hidden": (16,), "network.critic_hidden": (16,), **flow, **overrides},
     )
     return make_agent(agent, config, OBS_DIM, ACT_DIM)
 
@@ -100,15 +97,21 @@ def test_clipping_changes_training_only_when_the_gradient_norm_exceeds_it(agent)
     assert any(not np.allclose(x, y, rtol=1e-4, atol=1e-6) for x, y in zip(plain, clipped, strict=True))
 
 
+def update_draws(agent, seed: int) -> dict[str, jax.Array]:
+    return sample_draws(agent.update_draws(BATCH), jax.random.PRNGKey(seed))
+
+
 def test_flow_samples_are_clipped_to_the_action_box():
     """Official compute_flow_actions clips the Euler result to [-1, 1]; agent.clip_flow_actions=False does not."""
     agent = tiny("fd")
+    assert agent.config.clip_flow_actions is True
     state = agent.init(jax.random.PRNGKey(1))
     obs = jnp.zeros((64, OBS_DIM))
     noise = 50.0 * jax.random.normal(jax.random.PRNGKey(2), (64, ACT_DIM))  # Euler ends far outside the box
     flow = state.params["flow"]
-    clipped = common.sample_base_actions(agent.networks, flow, obs, noise, 3, clip=True)
-    raw = common.sample_base_actions(agent.networks, flow, obs, noise, 3, clip=False)
+    unclipped = apply_overrides(agent.config, {"clip_flow_actions": False})
+    clipped = common.sample_base_actions(agent.config, agent.networks, flow, obs, noise)
+    raw = common.sample_base_actions(unclipped, agent.networks, flow, obs, noise)
     assert float(jnp.abs(raw).max()) > 2.0
     np.testing.assert_array_equal(clipped, jnp.clip(raw, -1.0, 1.0))
 
@@ -120,27 +123,41 @@ def test_fd_rollouts_clip_base_actions_and_fisher_samples():
     # Scale the flow's last layer so that the Euler rollout leaves the box.
     big = jax.tree.map(lambda x: 100.0 * x, state.params["flow"])
     state = state.replace(params={**state.params, "flow": big})
-    base, samples, next_base = fd.rollouts(
-        agent.config, agent.networks, state, b, jax.random.PRNGKey(4), True
-    )
+    draws = update_draws(agent, 4)
+    base, samples, next_base = fd.rollouts(agent.config, agent.networks, state, b, draws)
     for x in (base, samples, next_base):
         assert float(jnp.abs(x).max()) <= 1.0
     unclipped = apply_overrides(agent.config, {"clip_flow_actions": False})
-    base_raw, *_ = fd.rollouts(unclipped, agent.networks, state, b, jax.random.PRNGKey(4), True)
+    base_raw, *_ = fd.rollouts(unclipped, agent.networks, state, b, draws)
     assert float(jnp.abs(base_raw).max()) > 1.0
 
 
 def test_fisher_samples_are_fresh_draws_unless_reuse_base_sample():
-    """Official: M fresh flow samples per state for F, drawn apart from the base action."""
+    """Official: M fresh flow samples per state for F, drawn apart from the base action: a_hat is the rollout
+    of ``base_noise``, the M samples those of ``fisher_sample_noise``; with reuse_base_sample the first
+    sample is a_hat and M - 1 are fresh."""
     b = batch()
-    fresh = tiny("fd")
+    fresh = tiny("fd", clip_flow_actions=False)  # unclipped, so that no two rollouts meet at a box corner
     state = fresh.init(jax.random.PRNGKey(5))
-    base, samples, _ = fd.rollouts(fresh.config, fresh.networks, state, b, jax.random.PRNGKey(6), True)
-    assert samples.shape == (BATCH, fresh.config.fisher.num_samples, ACT_DIM)
+    draws = update_draws(fresh, 6)
+    m = fresh.config.fisher.num_samples
+    base, samples, _ = fd.rollouts(fresh.config, fresh.networks, state, b, draws)
+    assert samples.shape == (BATCH, m, ACT_DIM)
+
+    def rollout(obs, noise):
+        return common.sample_base_actions(fresh.config, fresh.networks, state.params["flow"], obs, noise)
+
+    np.testing.assert_allclose(base, rollout(b["observations"], draws["base_noise"]), atol=1e-5)
+    expected = rollout(
+        jnp.repeat(b["observations"], m, axis=0), draws["fisher_sample_noise"].reshape(BATCH * m, ACT_DIM)
+    )
+    np.testing.assert_allclose(samples, expected.reshape(BATCH, m, ACT_DIM), atol=1e-5)
     assert not np.any(np.all(np.isclose(samples, base[:, None, :]), axis=-1))
-    reuse = tiny("fd", **{"fisher.reuse_base_sample": True})
-    base, samples, _ = fd.rollouts(reuse.config, reuse.networks, state, b, jax.random.PRNGKey(6), True)
-    assert samples.shape == (BATCH, reuse.config.fisher.num_samples, ACT_DIM)
+    reuse = tiny("fd", clip_flow_actions=False, **{"fisher.reuse_base_sample": True})
+    draws = update_draws(reuse, 6)
+    assert draws["fisher_sample_noise"].shape == (BATCH, m - 1, ACT_DIM)
+    base, samples, _ = fd.rollouts(reuse.config, reuse.networks, state, b, draws)
+    assert samples.shape == (BATCH, m, ACT_DIM)
     np.testing.assert_array_equal(samples[:, 0], base)
 
 
@@ -174,11 +191,12 @@ def test_best_of_n_ranks_base_actions_by_default_and_refines_the_winner():
     agent = tiny("fd", num_action_samples=6)
     state = agent.init(jax.random.PRNGKey(9))
     obs = jax.random.uniform(jax.random.PRNGKey(10), (4, OBS_DIM), minval=-1, maxval=1)
-    key = jax.random.PRNGKey(11)
-    action = agent.sample_actions(state, obs, key, "best_of_n")
+    noise = jax.random.normal(jax.random.PRNGKey(11), (4, 6, ACT_DIM))
+    action = agent.act_with_draws(state, obs, {"noise": noise}, "best_of_n")
     obs_n = jnp.repeat(obs, 6, axis=0)
-    noise = jax.random.normal(key, (obs_n.shape[0], ACT_DIM))
-    base = common.sample_base_actions(agent.networks, state.params["flow"], obs_n, noise, 3)
+    base = common.sample_base_actions(
+        agent.config, agent.networks, state.params["flow"], obs_n, noise.reshape(24, ACT_DIM)
+    )
     q = common.q_values(agent.networks, state.params["critic"], obs_n, base).reshape(4, 6)
     best = base.reshape(4, 6, ACT_DIM)[jnp.arange(4), jnp.argmax(q, axis=1)]
     np.testing.assert_allclose(
@@ -191,10 +209,9 @@ def test_iterative_refinement_keeps_the_base_action_among_the_candidates():
     agent = tiny("fd", refine_iterations=3)
     state = agent.init(jax.random.PRNGKey(12))
     obs = jax.random.uniform(jax.random.PRNGKey(13), (32, OBS_DIM), minval=-1, maxval=1)
-    key = jax.random.PRNGKey(14)
-    action = agent.sample_actions(state, obs, key, "iterative")
-    noise = jax.random.normal(key, (32, ACT_DIM))
-    candidates = [common.sample_base_actions(agent.networks, state.params["flow"], obs, noise, 3)]
+    noise = jax.random.normal(jax.random.PRNGKey(14), (32, ACT_DIM))
+    action = agent.act_with_draws(state, obs, {"noise": noise}, "iterative")
+    candidates = [common.sample_base_actions(agent.config, agent.networks, state.params["flow"], obs, noise)]
     for _ in range(3):
         candidates.append(fd.refine(agent.networks, state.params["residual"], obs, candidates[-1])[0])
     stacked = jnp.stack(candidates, axis=1)
@@ -236,3 +253,66 @@ def test_augmentation_coin_is_per_batch_by_default():
     assert (
         0.35 < np.any(per_sample != pad, axis=1).mean() < 0.5
     )  # p (1 - 1/49): a random offset can be (pad, pad)
+
+
+# -- the target update and the grid's Q normalisation ------------------------------------------------------
+
+
+def check_target_update(agent: str, mode: str) -> None:
+    """Two updates with tau = 0.5 (after the first, the critic and its target differ): the target must equal
+    0.5 theta + 0.5 theta' with theta the parameters from before the second update ("before") or after it."""
+    b = batch()
+    a = tiny(agent, tau=0.5, target_update=mode)
+    state, _ = a.update(a.init(jax.random.PRNGKey(20)), b)
+    before, target = state.params["critic"], state.target_params["critic"]
+    assert any(
+        not np.allclose(x, y) for x, y in zip(jax.tree.leaves(before), jax.tree.leaves(target), strict=True)
+    )
+    new, _ = a.update(state, b)
+    after = new.params["critic"]
+    source, other = (before, after) if mode == "before" else (after, before)
+    expected = jax.tree.map(lambda o, t: 0.5 * o + 0.5 * t, source, target)
+    wrong = jax.tree.map(lambda o, t: 0.5 * o + 0.5 * t, other, target)
+    got = new.target_params["critic"]
+    for x, y in zip(jax.tree.leaves(got), jax.tree.leaves(expected), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+    assert any(
+        not np.allclose(x, y, rtol=1e-5, atol=1e-6)
+        for x, y in zip(jax.tree.leaves(got), jax.tree.leaves(wrong), strict=True)
+    )
+
+
+@pytest.mark.parametrize("agent", ["fd", "iso", "fql", "iql", "ifql"])
+def test_the_target_moves_towards_the_parameters_from_before_the_update(agent):
+    """The FQL family's ``target_update`` (and the official FD code's) averages the parameters the update
+    was called with: theta' <- tau theta_before + (1 - tau) theta'.  That is every agent's default."""
+    assert resolve_agent_config(agent).target_update == "before"
+    check_target_update(agent, "before")
+
+
+def test_target_update_after_averages_the_updated_parameters():
+    check_target_update("fql", "after")
+
+
+@pytest.mark.parametrize(("preset", "normalized"), [("official-grid", False), ("official-state5", True)])
+@pytest.mark.parametrize("agent", ["fd", "iso"])
+def test_the_grid_preset_leaves_the_actors_q_unnormalised(agent, preset, normalized):
+    """The paper's grid runs passed normalize_q_loss false: the actor's Q term is -E[Q(s, a)]; the state-5
+    script's true divides it by stop_gradient(E|Q|).  The task family does not change that."""
+    config = resolve_agent_config(
+        agent,
+        "cube-single-play-singletask-task1-v0",
+        presets=[preset],
+        overrides={"network.actor_hidden": (16,), "network.critic_hidden": (16,), "flow_steps": 3},
+    )
+    assert config.normalize_q_loss is normalized
+    a = make_agent(agent, config, OBS_DIM, ACT_DIM)
+    state, b = a.init(jax.random.PRNGKey(21)), batch()
+    draws = sample_draws(a.update_draws(BATCH), jax.random.PRNGKey(22))
+    inputs = fd.update_inputs(config, a.networks, state, b, draws)
+    _, info = fd.actor_loss(config, a.networks, state.params, b, inputs)
+    actions, _ = fd.refine(a.networks, state.params["residual"], b["observations"], inputs.base_actions)
+    q = a.networks.critic.apply(state.params["critic"], b["observations"], actions).mean(axis=0)
+    expected = -q.mean() / jnp.abs(q).mean() if normalized else -q.mean()
+    np.testing.assert_allclose(info["q_loss"], expected, rtol=1e-5)
+    assert not np.isclose(float(jnp.abs(q).mean()), 1.0, rtol=1e-2)  # so the two answers differ

@@ -19,7 +19,7 @@ import typer
 from typer.testing import CliRunner
 
 from benchmark_page import render_page
-from fidec.agents import AgentConfig
+from fidec.agents import default_config
 from fidec.bench.commands import bench_command
 from fidec.bench.reference import ReferenceError, load_reference, reference_config
 from fidec.bench.run import run_benchmarks
@@ -205,7 +205,7 @@ def test_a_config_without_the_official_keys_is_refused(tmp_path):
     agent = AGENT.replace("batch_size=7, ", "")
     code = load_reference(write_checkout(tmp_path / "c", agent))
     with pytest.raises(ReferenceError, match="has no batch_size"):
-        reference_config(code, AgentConfig())
+        reference_config(code, default_config("fd"))
 
 
 def test_the_command_refuses_a_bad_checkout_in_one_line_before_running(tmp_path):

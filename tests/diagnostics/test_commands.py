@@ -10,7 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from fidec.config import ConfigError
+from fidec.config import ConfigError, to_dict
 from fidec.diagnostics.commands import app, demo_command
 from fidec.diagnostics.kl import KLValidityConfig, kl_validity_for_run
 from fidec.training import make_train_config, train
@@ -147,6 +147,7 @@ def test_kl_validity_of_a_trained_fd_run(tmp_path):
     with pytest.raises(ConfigError, match="no residual refinement"):
         record_path = run_dir / "config.json"
         saved = json.loads(record_path.read_text())
-        saved["config"]["agent_name"] = "bcflow"
+        saved["config"]["agent_name"] = "bcflow"  # a valid record of an agent without a residual
+        saved["config"]["agent"] = to_dict(make_train_config("bcflow", "toy-point", presets=["tiny"]).agent)
         record_path.write_text(json.dumps(saved))
         kl_validity_for_run(str(run_dir), dataset=dataset)

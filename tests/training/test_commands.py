@@ -35,13 +35,16 @@ def test_show_config_prints_every_resolved_key():
         terminal_width=250,
     )
     assert result.exit_code == 0, result.output
-    assert "agent.fisher.t_eps" in result.output and "1000000" in result.output and "0.0001" in result.output
+    assert "1000000" in result.output and "0.0001" in result.output
+    # FQL's own keys, and none of FD's.
+    assert "agent.alpha" in result.output and "agent.q_agg" in result.output
+    assert "agent.fisher" not in result.output and "agent.target_divergence" not in result.output
 
 
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["--agent", "sac"], "available agents: fd, iso, fql, bcflow"),
+        (["--agent", "sac"], "available agents: fd, iso, fql, bcflow, iql, rebrac, ifql"),
         (["--preset", "huge"], "scale presets: tiny, cpu, paper"),
         (["--set", "agent.lr"], "--set expects KEY=VALUE"),
         (["--set", "agent.nope=1"], "unknown config key 'agent.nope'"),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fidec.config import ConfigError, from_dict, to_dict
+from fidec.agents import REGISTRY, agent_names, get_spec
+from fidec.config import ConfigError, all_keys, from_dict, to_dict
 from fidec.training.config import (
     DEFAULT_ENV,
     SCALES,
@@ -14,6 +15,7 @@ from fidec.training.config import (
     describe_config,
     make_train_config,
     split_presets,
+    train_config_from_dict,
 )
 
 
@@ -21,9 +23,10 @@ def test_default_config_is_the_main_job_at_cpu_scale():
     config = TrainConfig()
     assert config.agent_name == "fd" and config.env == DEFAULT_ENV and config.scale == "cpu"
     assert config == make_train_config()
-    # The cube-single task preset is applied to the agent (METHOD.md section 9): Lagrange, target 1e-3.
+    # The cube-single task preset is applied to the agent (the official registry): Lagrange, target 1e-3;
+    # the Q normalisation stays off, as in the paper's grid runs.
     assert config.agent.lagrange and config.agent.target_divergence == pytest.approx(1e-3)
-    assert config.agent.normalize_q_loss
+    assert config.agent.normalize_q_loss is False
     assert config.steps == SCALES["cpu"].overrides["steps"]
     assert config.generate_dataset
 
@@ -64,7 +67,49 @@ def test_round_trip_through_json_dict():
     config = make_train_config(
         "iso", presets=["tiny"], overrides={"seeds": "0,1", "eval_action_mode": "best_of_n"}
     )
-    assert from_dict(TrainConfig, to_dict(config)) == config
+    assert train_config_from_dict(to_dict(config)) == config
+    # The generic reader does not know which agent's config the table holds, and says so.
+    with pytest.raises(ConfigError, match="agent 'iso' takes a IsoConfig"):
+        from_dict(TrainConfig, to_dict(config))
+
+
+@pytest.mark.parametrize("agent", agent_names())
+def test_every_agent_resolves_at_every_scale_with_the_scales_keys_it_has(agent):
+    """A scale's agent.* values reach the agents whose config has the key (tiny: flow_steps for the flow
+    agents, fisher.num_samples for FD) and are skipped for the others."""
+    for scale in SCALES:
+        config = make_train_config(agent, "cube-single-play-singletask-task1-v0", presets=[scale])
+        assert type(config.agent) is get_spec(agent).config
+        keys = set(all_keys(config.agent))
+        for key, value in SCALES[scale].overrides.items():
+            if key.startswith("agent.") and key[len("agent.") :] in keys:
+                current = config.agent
+                for part in key[len("agent.") :].split("."):
+                    current = getattr(current, part)
+                assert current == value, (scale, key)
+    tiny = make_train_config(agent, presets=["tiny"]).agent
+    assert tiny.network.actor_hidden == (32, 32)
+    assert getattr(tiny, "flow_steps", 3) == 3
+    if agent == "fd":
+        assert tiny.fisher.num_samples == 2
+
+
+def test_every_agent_key_of_a_scale_is_some_agents_key():
+    """A key no agent has would be skipped silently: a misspelt scale value must fail here instead."""
+    keys = {k for spec in REGISTRY.values() for k in all_keys(spec.config())}
+    for scale in SCALES.values():
+        for key in scale.overrides:
+            if key.startswith("agent."):
+                assert key[len("agent.") :] in keys, (scale.name, key)
+
+
+@pytest.mark.parametrize("agent", agent_names())
+def test_config_json_reads_back_as_the_agents_own_config(agent):
+    """config.json holds the agent's own fields; train_config_from_dict rebuilds the agent's config class."""
+    config = make_train_config(agent, presets=["tiny"], overrides={"seeds": "0,1"})
+    data = to_dict(config)
+    rebuilt = train_config_from_dict(data)
+    assert rebuilt == config and type(rebuilt.agent) is get_spec(agent).config
 
 
 @pytest.mark.parametrize(
@@ -78,7 +123,11 @@ def test_round_trip_through_json_dict():
         ({"overrides": {"env": "x"}}, "--env"),
         ({"overrides": {"eval_interval": 130}}, "multiple of log_interval"),
         ({"overrides": {"seeds": "1,1"}}, "distinct"),
-        ({"overrides": {"eval_action_mode": "greedy"}}, "eval_action_mode: cannot read .greedy."),
+        ({"overrides": {"eval_action_mode": "greedy"}}, "eval_action_mode must be one of"),
+        (
+            {"agent": "iql", "overrides": {"eval_action_mode": "onestep"}},
+            r"acts with the modes \['mean', 'sample'\]",
+        ),
         ({"overrides": {"steps": 0, "online_steps": 0}}, "nothing to train"),
     ],
 )

@@ -193,7 +193,7 @@ def test_bad_inputs(reference, tmp_path):
         resume(run_dir, {"agent.lr": 1.0})
     with pytest.raises(RunDirError, match="not a fidec run directory"):
         resume(tmp_path)
-    with pytest.raises(ConfigError, match=r"supports action modes \[.onestep.\]"):
+    with pytest.raises(ConfigError, match=r"acts with the modes \[.onestep.\], not .iterative."):
         _train(_config(tmp_path / "mode", eval_action_mode="iterative"))
 
 

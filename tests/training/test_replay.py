@@ -82,3 +82,28 @@ def test_filled_rows_round_trip():
     )
     for a, b in zip(jax.tree.leaves(buffer), jax.tree.leaves(restored), strict=True):
         assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_next_actions_follow_the_buffers_row_order_dataset_then_online():
+    """Rows are [dataset rows; online rows] (the FQL code's replay buffer seeded by the dataset): the dataset's
+    last row is followed by the first online row, and the newest online row has its own action as next."""
+    n = 4
+    data = {
+        "observations": jnp.zeros((n, 3)),
+        "actions": jnp.stack([jnp.arange(n, dtype=jnp.float32)] * 2, axis=1),
+        "rewards": jnp.arange(n, dtype=jnp.float32),
+        "masks": jnp.ones(n),
+        "terminals": jnp.zeros(n),
+        "next_observations": jnp.zeros((n, 3)),
+    }
+    buffer = replay.empty_buffer(data, 5)
+    for value in (10.0, 11.0, 12.0):
+        buffer = replay.insert(buffer, _transition(value))
+    sample = jax.jit(replay.sample, static_argnums=(3, 4))
+    batch = sample(data, buffer, jax.random.PRNGKey(0), 500, ("next_actions",))
+    following = {0.0: 1.0, 1.0: 2.0, 2.0: 3.0, 3.0: 10.0, 10.0: 11.0, 11.0: 12.0, 12.0: 12.0}
+    rewards = np.asarray(batch["rewards"])
+    assert set(rewards.tolist()) == set(following)  # every row drawn, never an unfilled slot
+    expected = np.array([following[r] for r in rewards])
+    np.testing.assert_array_equal(np.asarray(batch["next_actions"]), np.stack([expected] * 2, axis=1))
+    assert "next_actions" not in sample(data, buffer, jax.random.PRNGKey(0), 8, ())

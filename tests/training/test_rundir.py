@@ -19,10 +19,10 @@ from fidec.training.toy import evaluate_toy, make_toy_env, toy_dataset
 DATASET = toy_dataset(20)
 
 
-def _config(run_dir, **overrides):
+def _config(run_dir, agent="bcflow", **overrides):
     base = {"run_dir": str(run_dir), "seeds": "0", "progress": False, "steps": 100, "online_steps": 0}
     base.update(overrides)
-    return make_train_config("bcflow", "toy-point", presets=["tiny"], overrides=base)
+    return make_train_config(agent, "toy-point", presets=["tiny"], overrides=base)
 
 
 def _train(config, **kwargs):
@@ -144,9 +144,14 @@ def test_run_files_are_readable_by_the_group(tmp_path):
 def test_non_finite_settings_are_refused_before_anything_runs(tmp_path):
     from fidec.config import ConfigError
 
-    for key in ("agent.lr", "agent.fisher.damping", "agent.tau"):
+    for agent, key in [
+        ("bcflow", "agent.lr"),
+        ("fd", "agent.fisher.damping"),
+        ("iql", "agent.tau"),
+        ("rebrac", "agent.alpha_actor"),
+    ]:
         with pytest.raises(ConfigError, match="must be a finite number"):
-            _config(tmp_path / "x", **{key: "inf"})
+            _config(tmp_path / "x", agent, **{key: "inf"})
     assert not (tmp_path / "x").exists()
 
 

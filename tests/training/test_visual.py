@@ -9,7 +9,8 @@ import jax
 import numpy as np
 import pytest
 
-from fidec.agents import AgentConfig, make_agent
+from fidec.agents import REGISTRY, AgentConfig, default_config, make_agent
+from fidec.agents.common import TRANSITION_KEYS
 from fidec.config import apply_overrides
 from fidec.data import sample_batch
 from fidec.data.visual import VisualDataset
@@ -23,9 +24,16 @@ SMALL_ENCODER = {
     "network.actor_hidden": (16,),
     "network.critic_hidden": (16,),
     "batch_size": 4,
-    "flow_steps": 2,
-    "fisher.num_samples": 2,
 }
+# Keys only some agents have (the flow agents' Euler steps, FD's Fisher samples).
+SMALL_FLOW = {"flow_steps": 2, "fisher.num_samples": 2}
+
+
+def small_config(name: str, **overrides) -> AgentConfig:
+    """The agent's config with the small encoder (and its own keys of SMALL_FLOW)."""
+    config = default_config(name)
+    own = {k: v for k, v in SMALL_FLOW.items() if hasattr(config, k.split(".")[0])}
+    return apply_overrides(config, {**SMALL_ENCODER, **own, **overrides})
 
 
 def synthetic_visual(size: int = 32, lengths=(9, 7), seed: int = 0) -> VisualDataset:
@@ -38,18 +46,20 @@ def synthetic_visual(size: int = 32, lengths=(9, 7), seed: int = 0) -> VisualDat
     return VisualDataset.from_episodes(frames, actions, terminals, rewards=rewards, masks=-rewards)
 
 
-@pytest.mark.parametrize("name", ["fd", "iso", "fql", "bcflow"])
+@pytest.mark.parametrize("name", list(REGISTRY))
 def test_pixel_agents_train_every_encoder_with_finite_metrics(name):
     ds = synthetic_visual()
-    agent = make_agent(name, apply_overrides(AgentConfig(), SMALL_ENCODER), ds.obs_dim, ds.action_dim)
+    agent = make_agent(name, small_config(name), ds.obs_dim, ds.action_dim)
     data = ds.to_device()
     state = agent.init(jax.random.PRNGKey(0))
     before = state.params
+    extra = tuple(k for k in agent.spec.batch_keys if k not in TRANSITION_KEYS)  # ReBRAC: next_actions
     for i in range(3):
-        state, metrics = agent.update(state, sample_batch(data, jax.random.PRNGKey(i), 4))
+        state, metrics = agent.update(state, sample_batch(data, jax.random.PRNGKey(i), 4, extra))
     assert int(state.step) == 3
     assert all(np.isfinite(float(v)) for v in metrics.values()), metrics
-    for part in agent.module.PARTS:  # each network's own encoder received gradients
+    parts = [p for p in agent.spec.parts if p != "log_alpha"]
+    for part in parts:  # each network's own encoder received gradients
         old = before[part]["params"]["encoder"]["Conv_0"]["kernel"]
         new = state.params[part]["params"]["encoder"]["Conv_0"]["kernel"]
         assert not np.allclose(old, new), part
@@ -64,7 +74,7 @@ def test_augmentation_draws_from_the_agent_rng_and_changes_the_update():
     batch = sample_batch(ds.to_device(), jax.random.PRNGKey(0), 4)
     results = {}
     for p in (0.0, 1.0):
-        config = apply_overrides(AgentConfig(), {**SMALL_ENCODER, "encoder.augment_prob": p})
+        config = small_config("bcflow", **{"encoder.augment_prob": p})
         agent = make_agent("bcflow", config, ds.obs_dim, ds.action_dim)
         state = agent.init(jax.random.PRNGKey(0))
         _, m1 = agent.update(state, batch)
@@ -83,7 +93,7 @@ def test_training_loop_runs_a_visual_dataset_end_to_end(tmp_path):
         TASK,
         presets=["tiny", "cpu-visual"],
         overrides={
-            **{f"agent.{k}": v for k, v in SMALL_ENCODER.items()},
+            **{f"agent.{k}": v for k, v in {**SMALL_ENCODER, **SMALL_FLOW}.items()},
             "steps": 4,
             "log_interval": 2,
             "eval_interval": 0,
@@ -168,10 +178,10 @@ def test_fidec_train_on_a_visual_task_from_an_official_layout_file(tmp_path):
 def test_evaluation_environments_stack_frames_for_pixel_agents_only():
     from fidec.training.evaluation import eval_envs_for
 
-    state_envs = eval_envs_for(AgentConfig(), "cube-single-play-singletask-task1-v0", 2)
+    state_envs = eval_envs_for(default_config("fd"), "cube-single-play-singletask-task1-v0", 2)
     assert len(state_envs) == 2 and state_envs[0].observation_space.dtype == np.float32
     assert state_envs[0].reset(seed=0)[0].ndim == 1  # state vectors, no frames stacked
-    config = apply_overrides(AgentConfig(), {"encoder.name": "tiny", "encoder.frame_stack": 2})
+    config = apply_overrides(default_config("iql"), {"encoder.name": "tiny", "encoder.frame_stack": 2})
     envs = eval_envs_for(config, "visual-cube-single-play-singletask-task1-v0", episodes=1)
     assert len(envs) == 1
     observation, _ = envs[0].reset(seed=0)

@@ -4,8 +4,8 @@ Resolution order of :func:`make_train_config` (each step a set of dotted overrid
 
     the agent's config defaults (its own code's) -> task-family and task presets (from ``env``;
         offline-to-online values when ``online_steps`` > 0) -> the scale's agent presets
-        -> the scale's values (run keys, and the ``agent.*`` keys this agent has) -> the scale's pixel
-        presets (``visual-`` tasks) -> named presets (``--preset``) -> explicit overrides (run and ``agent.*``)
+        -> the scale's values (run keys, and the ``agent.*`` keys the agent has) -> the scale's pixel presets
+        (``visual-`` tasks) -> named agent presets (``--preset``) -> explicit overrides (run and ``agent.*`` keys)
 
 ``TrainConfig()`` is the built-in main job: FD on cube-single-play-singletask-task1-v0 at the ``cpu``
 scale.  Build other runs with :func:`make_train_config` so that the agent's task preset follows the
@@ -112,6 +112,16 @@ SCALES: dict[str, ScalePreset] = {
         },
     ),
 }
+
+
+def scale_overrides(scale: ScalePreset, agent: AgentConfig) -> dict[str, Any]:
+    """The scale's overrides for a run of this agent: its run keys, and those of its ``agent.*`` keys the agent's
+    config has (the ``tiny`` scale's ``agent.flow_steps`` reaches the flow agents, ``agent.fisher.num_samples``
+    FD only)."""
+    keys = set(all_keys(agent))
+    return {
+        k: v for k, v in scale.overrides.items() if not k.startswith("agent.") or k[len("agent.") :] in keys
+    }
 
 
 def pixel_presets(scale: ScalePreset, env: str) -> tuple[str, ...]:
@@ -317,11 +327,7 @@ def split_presets(names: Sequence[str]) -> tuple[str | None, tuple[str, ...]]:
     return (scales[0] if scales else None), tuple(n for n in names if n not in SCALES)
 
 
-def applicable(config: TrainConfig, overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """The scale's overrides that exist in this run's config: ``agent.*`` keys only for agents that have them
-    (a scale sizes the flow's Euler steps of the agents with a flow, for example)."""
-
-    def exists(key: str) -> bool:
+def exists(key: str) -> bool:
         node: Any = config
         for part in key.split("."):
             if not dataclasses.is_dataclass(node) or part not in {f.name for f in dataclasses.fields(node)}:
@@ -362,7 +368,7 @@ def make_train_config(
     online = int(overrides.get("online_steps", scale_preset.overrides.get("online_steps", 0)) or 0) > 0
     agent_config = resolve_agent_config(agent, env, scale_preset.agent_presets, online=online)
     config = TrainConfig(agent_name=agent, env=env, agent=agent_config, scale=scale, presets=agent_presets)
-    config = apply_overrides(config, applicable(config, scale_preset.overrides))
+    config = apply_overrides(config, scale_overrides(scale_preset, agent_config))
     named = resolve_agent_config(
         agent, None, pixel_presets(scale_preset, env) + agent_presets, base=config.agent, online=online
     )
