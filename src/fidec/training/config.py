@@ -327,17 +327,6 @@ def split_presets(names: Sequence[str]) -> tuple[str | None, tuple[str, ...]]:
     return (scales[0] if scales else None), tuple(n for n in names if n not in SCALES)
 
 
-def exists(key: str) -> bool:
-        node: Any = config
-        for part in key.split("."):
-            if not dataclasses.is_dataclass(node) or part not in {f.name for f in dataclasses.fields(node)}:
-                return False
-            node = getattr(node, part)
-        return True
-
-    return {k: v for k, v in overrides.items() if exists(k)}
-
-
 def make_train_config(
     agent: str = DEFAULT_AGENT,
     env: str = DEFAULT_ENV,
