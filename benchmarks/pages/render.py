@@ -674,6 +674,56 @@ class Parity:
     def setting(self, key: str) -> Any:
         return self.data["settings"][key]
 
+    # -- the update-level check (docs/parity/update.json, written by `fidec parity`) -----------------------
+
+    @cached_property
+    def update(self) -> dict[str, Any]:
+        return json.loads((self.root / "docs" / "parity" / "update.json").read_text())
+
+    def update_table(self) -> str:
+        from fidec.parity.run import markdown_table
+
+        return markdown_table(self.update).strip()
+
+    def update_cases(self) -> list[tuple[str, str]]:
+        """(agent, case) of every comparison, in the record's order."""
+        return list(dict.fromkeys((r["agent"], r["case"]) for r in self.update["results"]))
+
+    def update_agents(self) -> list[str]:
+        return list(dict.fromkeys(r["agent"] for r in self.update["results"]))
+
+    def update_passed(self) -> bool:
+        return bool(self.update["summary"]["passed"])
+
+    def update_worst(self, precision: str) -> float:
+        """The largest relative error of any quantity of any comparison at ``precision``."""
+        worst = 0.0
+        for r in self.update["results"]:
+            if r["precision"] != precision or r["status"] != "compared":
+                continue
+            for part in ("first_update", "last_update", "metrics_every_update"):
+                worst = max(worst, max(e["rel"] for e in r[part].values()))
+        return worst
+
+    def update_references(self) -> list[str]:
+        """'agents/fidec.py (FiDecAgent) at commit 8c90736' of every reference file compared."""
+        seen: dict[str, str] = {}
+        for r in self.update["results"]:
+            ref = r["reference"]
+            commit = (ref.get("commit") or "")[:7] or "unknown commit"
+            seen.setdefault(ref["agent_file"], f"`{ref['agent_file']}` ({ref['repository']}, commit `{commit}`)")
+        return list(seen.values())
+
+    def update_settings_compared(self) -> int:
+        """How many settings were compared, each (agent, case) once."""
+        seen: dict[tuple[str, str], int] = {}
+        for r in self.update["results"]:
+            seen[(r["agent"], r["case"])] = len(r["settings"])
+        return sum(seen.values())
+
+    def update_differences(self) -> list[str]:
+        return list(dict.fromkeys(d for r in self.update["results"] for d in r["differences"]))
+
     def record(self, task: str, code: str) -> dict[str, Any]:
         try:
             return self.data["tasks"][task]["pairs"][code]
