@@ -711,7 +711,9 @@ class Parity:
         for r in self.update["results"]:
             ref = r["reference"]
             commit = (ref.get("commit") or "")[:7] or "unknown commit"
-            seen.setdefault(ref["agent_file"], f"`{ref['agent_file']}` ({ref['repository']}, commit `{commit}`)")
+            seen.setdefault(
+                ref["agent_file"], f"`{ref['agent_file']}` ({ref['repository']}, commit `{commit}`)"
+            )
         return list(seen.values())
 
     def update_settings_compared(self) -> int:
