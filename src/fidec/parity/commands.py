@@ -40,7 +40,12 @@ def parity_command(
         [], "--precision", help="float32 and/or float64 (repeatable; default: both)."
     ),
     updates: int = typer.Option(100, "--updates", min=1, help="Consecutive updates compared."),
-    out: Path = typer.Option(DEFAULT_OUT, "--out", help="Folder for parity.json and parity.md."),
+    out: Path = typer.Option(
+        DEFAULT_OUT,
+        "--out",
+        help="Folder for parity.json and parity.md; each finished comparison is kept in its comparisons/ "
+        "folder, and running again with the same --out reuses them.",
+    ),
 ) -> None:
     """Prove fidec's agents compute what their reference code computes: the same initial parameters, batches
     and random draws through both updates, every metric, gradient, parameter, target, Adam moment and action
@@ -60,7 +65,7 @@ def parity_command(
     results = []
     with user_errors():
         for p in precisions:
-            results += run_precision(jobs, p, updates, log=console.print)
+            results += run_precision(jobs, p, updates, folder / "comparisons", log=console.print)
     record: dict[str, Any] = {
         "fidec_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -93,24 +93,59 @@ def plan(
     return jobs, notes
 
 
+def job_file(done_dir: str | Path, job: Job, precision: str, updates: int) -> Path:
+    """Where one finished comparison is kept: ``DONE_DIR/AGENT__CASE__SCALE__PRECISION__uUPDATES.json``."""
+    return Path(done_dir) / f"{job.agent}__{job.case}__{job.scale}__{precision}__u{updates}.json"
+
+
+def finished(done_dir: str | Path, job: Job, precision: str, updates: int) -> dict[str, Any] | None:
+    """A comparison an earlier run into the same folder finished against the same checkout folder (None: none,
+    or its file is unreadable, in which case it is run again)."""
+    path = job_file(done_dir, job, precision, updates)
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if result.get("reference", {}).get("checkout") != Path(job.checkout).name:
+        return None
+    return result
+
+
 def run_precision(
-    jobs: list[Job], precision: str, updates: int, log: Callable[[str], None] = print
+    jobs: list[Job],
+    precision: str,
+    updates: int,
+    done_dir: str | Path,
+    log: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
-    """Run ``jobs`` at ``precision`` in a fresh process (x64 mode for float64); its results."""
+    """Run ``jobs`` at ``precision`` in a fresh process (x64 mode for float64); their results, in order.
+
+    Each result is written to ``done_dir`` as it finishes (:func:`job_file`); a job already finished there is
+    reused, so a stopped ``fidec parity`` picks up where it stopped when run again with the same ``--out``."""
     if precision not in PRECISIONS:
         raise ParityRunError(f"unknown precision {precision!r}; choose {', '.join(PRECISIONS)}")
-    env = dict(os.environ)
-    env["JAX_ENABLE_X64"] = "1" if precision == "float64" else "0"
-    with tempfile.TemporaryDirectory(prefix="fidec-parity-") as tmp:
-        spec_path, out_path = Path(tmp) / "jobs.json", Path(tmp) / "results.json"
-        spec_path.write_text(json.dumps({"jobs": [j.__dict__ for j in jobs], "updates": updates}))
-        command = [sys.executable, "-m", "fidec.parity.worker", str(spec_path), str(out_path)]
-        process = subprocess.run(command, env=env, stdout=sys.stderr, stderr=sys.stderr, check=False)
-        if process.returncode != 0 or not out_path.exists():
+    Path(done_dir).mkdir(parents=True, exist_ok=True)
+    todo = [j for j in jobs if finished(done_dir, j, precision, updates) is None]
+    if len(todo) < len(jobs):
+        log(f"{precision}: {len(jobs) - len(todo)} comparison(s) reused from {done_dir}")
+    if todo:
+        env = dict(os.environ)
+        env["JAX_ENABLE_X64"] = "1" if precision == "float64" else "0"
+        with tempfile.TemporaryDirectory(prefix="fidec-parity-") as tmp:
+            spec_path = Path(tmp) / "jobs.json"
+            spec_path.write_text(json.dumps({"jobs": [j.__dict__ for j in todo], "updates": updates}))
+            command = [sys.executable, "-m", "fidec.parity.worker", str(spec_path), str(done_dir)]
+            process = subprocess.run(command, env=env, stdout=sys.stderr, stderr=sys.stderr, check=False)
+        if process.returncode != 0:
             raise ParityRunError(
-                f"the {precision} comparison stopped (exit code {process.returncode}); its output is above"
+                f"the {precision} comparison stopped (exit code {process.returncode}); its output is above. "
+                f"The comparisons it finished are kept in {done_dir}: run the same command again to go on"
             )
-        return json.loads(out_path.read_text())
+    results = [finished(done_dir, j, precision, updates) for j in jobs]
+    lost = [j for j, r in zip(jobs, results, strict=True) if r is None]
+    if lost:
+        raise ParityRunError(f"the {precision} comparison of {lost[0]} left no result in {done_dir}")
+    return [r for r in results if r is not None]
 
 
 def machine() -> dict[str, Any]:

@@ -1,7 +1,8 @@
-"""One precision's share of ``fidec parity``: ``python -m fidec.parity.worker JOBS.json OUT.json``.
+"""One precision's share of ``fidec parity``: ``python -m fidec.parity.worker JOBS.json DONE_DIR``.
 
 Started by :func:`fidec.parity.run.run_precision` with ``JAX_ENABLE_X64`` set for float64.  It loads each
-reference once, runs its jobs with the draws recorded, and writes their results as a JSON list.
+reference once, runs its jobs with the draws recorded, and writes each job's result to its own JSON file in
+``DONE_DIR`` the moment it finishes (:func:`fidec.parity.run.job_file`), so a stopped run keeps what it did.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from fidec.files import write_json_atomic
 from fidec.parity.check import SCALES, run_case
 from fidec.parity.load import ReferenceCode, load_reference
 from fidec.parity.record import recording
+from fidec.parity.run import Job, job_file
 
 
-def main(jobs_path: str, out_path: str) -> int:
+def main(jobs_path: str, done_dir: str) -> int:
     spec = json.loads(Path(jobs_path).read_text())
     loaded: dict[tuple[str, str], ReferenceCode] = {}
-    results = []
     with recording() as recorder:
         for job in spec["jobs"]:
             reference = get_spec(job["agent"]).reference
@@ -56,8 +57,9 @@ def main(jobs_path: str, out_path: str) -> int:
                 "sha256": code.sha256,
                 "commit": code.commit,
             }
-            results.append(result)
-    write_json_atomic(Path(out_path), results)
+            write_json_atomic(
+                job_file(done_dir, Job(**job), result["precision"], int(spec["updates"])), result
+            )
     return 0
 
 
