@@ -56,11 +56,9 @@ def build(
     action_dim: int,
     overrides: dict[str, Any] | None = None,
     seed: int = 0,
-    extra_presets: tuple[str, ...] = (),
 ) -> Built:
-    """Agent ``agent_name`` with the named network preset (then ``extra_presets`` and dotted ``overrides``),
-    its state and a batch."""
-    config = resolve_agent_config(agent_name, presets=[preset, *extra_presets], overrides=overrides or {})
+    """Agent ``agent_name`` with the named network preset (then dotted ``overrides``), its state and a batch."""
+    config = resolve_agent_config(agent_name, presets=[preset], overrides=overrides or {})
     agent = make_agent(agent_name, config, obs_dim, action_dim)
     init_key, batch_key = jax.random.split(jax.random.PRNGKey(seed))
     state = agent.init(init_key)
