@@ -206,7 +206,11 @@ def reference_rows(result: dict) -> list[dict]:
                     "ratio": row["vs_reference"],
                     "fidec_gflop": row["gflop_per_update"],
                     "reference_gflop": theirs["gflop_per_update"],
-                    "settings": f"{same} of {len(entry['settings_compared'])}",
+                    "settings": (
+                        "opt-in variant"
+                        if row.get("overrides")
+                        else f"{same} of {len(entry['settings_compared'])}"
+                    ),
                 }
             )
     return rows
@@ -404,6 +408,7 @@ TABLES: tuple[Table, ...] = (
         ],
         reference_rows,
         reference_values,
+        align="llrrrlrrl",
         missing="#### Each agent against its reference code\n\nNot measured in this run: `fidec bench "
         "--reference DIR` times each agent's update against its reference code's.",
     ),

@@ -156,6 +156,11 @@ def test_the_work_against_the_official_code_is_compared_with_the_speed_ups_measu
     )
 
 
+def h_agent(result: dict) -> str:
+    """The agent of the result's headline (FD)."""
+    return result["settings"]["agent"]
+
+
 def test_the_readmes_speed_section_quotes_the_committed_quick_result():
     readme = (ROOT / "README.md").read_text()
     section = readme[readme.index("## Speed\n") :]
@@ -183,6 +188,13 @@ def test_the_readmes_speed_section_quotes_the_committed_quick_result():
         "the dataset estimator": f"{number(fisher['dataset_gflop_per_update'])} GFLOP; "
         f"{times(fisher['speedup'])} the updates/s",
     }
+    for entry in result["reference"]["agents"]:  # every other agent against its reference code
+        if entry["agent"] != h_agent(result) and entry["status"] == "timed":
+            r = entry["rows"][0]["vs_reference"]
+            quoted[f"{entry['agent']} against its reference"] = (
+                f"{entry['agent']} {times(r['ratio'])} (windows {times(r['window_min'])} to "
+                f"{times(r['window_max'])})"
+            )
     missing = {what: text for what, text in quoted.items() if text not in " ".join(section.split())}
     assert not missing, f"README's Speed section does not quote cpu-quick.json: {missing}"
     within_noise = ref["speedup_window_min"] <= 1.0 <= ref["speedup_window_max"]
