@@ -254,8 +254,8 @@ def reference_values(result: dict) -> dict:
         "checkouts": checkouts,
         "windows": r["windows"],
         "cycles": (
-            f" {', '.join(cycles)}: one call is one cycle of the reference loop's update calls (critic-only, then "
-            "full), and its rates and work are per update."
+            f" {', '.join(cycles)}: each call runs one cycle of the reference training loop's update calls on both "
+            "sides (critic-only, then full); rates and work are per update."
             if cycles
             else ""
         ),
