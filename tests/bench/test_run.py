@@ -30,6 +30,7 @@ from fidec.bench.profile import fd_stages
 from fidec.bench.run import default_result_name, headline, recorded_settings
 from fidec.bench.settings import SECTIONS, BenchSettings
 from fidec.bench.timing import interleaved_rates, measure_rate, spread, window_ratios
+from fidec.bench.workloads import build
 from fidec.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USER_ERROR
 from fidec.files import WriteError
 from fidec.flows import euler_sample
@@ -283,6 +284,12 @@ def test_every_section_is_run_by_the_run_and_kept_in_the_result():
 def test_the_benchmarked_agents_are_the_registered_ones():
     assert settings_for("quick").agents == tuple(agent_names())
     assert settings_for("quick").agent in agent_names()
+
+
+def test_every_agents_bench_batch_holds_the_keys_its_update_needs():
+    for name in agent_names():  # e.g. ReBRAC's update reads the dataset's next actions
+        built = build(name, "tiny-networks", 28, 5)
+        assert set(built.agent.spec.batch_keys) <= set(built.batch), name
 
 
 def test_peak_rss_of_a_fresh_process_is_its_own_and_grows_with_allocations():
