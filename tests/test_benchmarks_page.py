@@ -193,7 +193,7 @@ def test_the_readmes_speed_section_quotes_the_committed_quick_result():
             r = entry["rows"][0]["vs_reference"]
             quoted[f"{entry['agent']} against its reference"] = (
                 f"{entry['agent']} {times(r['ratio'])} (windows {times(r['window_min'])} to "
-                f"{times(r['window_max'])})"
+                f"{times(r['window_max'])}"
             )
     missing = {what: text for what, text in quoted.items() if text not in " ".join(section.split())}
     assert not missing, f"README's Speed section does not quote cpu-quick.json: {missing}"
