@@ -4,7 +4,7 @@
 # benchmarks/results/gpu-paper-scale.json, then docs/benchmarks.md rendered from benchmarks/results/.
 #
 #   bash benchmarks/gpu.sh                      # on a GPU machine (pip install -e ".[gpu]" first)
-#   bash benchmarks/gpu.sh --reference DIR      # also time the official FD code (pip install -e ".[reference]")
+#   bash benchmarks/gpu.sh --reference DIR      # also time the reference code (repeatable; pip install -e ".[reference]")
 #   bash benchmarks/gpu.sh --smoke [--out DIR]  # the same plan at 2 x 32 networks on the CPU (a test runs it);
 #                                               # writes only the result, never the page
 #

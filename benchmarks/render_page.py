@@ -23,7 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from fidec.bench.run import headline
-from fidec.bench.settings import GPU_TIME_BUDGET_S, SECTIONS, TARGET_ROOFLINE, TARGET_SPEEDUP
+from fidec.bench.settings import (
+    GPU_TIME_BUDGET_S,
+    SECTIONS,
+    TARGET_REFERENCE_RATIO,
+    TARGET_ROOFLINE,
+    TARGET_SPEEDUP,
+)
 from fidec.files import write_text_atomic
 from fidec.formatting import format_number, format_percent, markdown_table
 
@@ -183,29 +189,79 @@ def variant_columns(result: dict) -> list[Column]:
 
 
 def reference_rows(result: dict) -> list[dict]:
-    r = result["reference"]
-    ratios = (r["speedup"], r["speedup_reuse_base_sample"], None)
-    return [{**row, "ratio": ratio} for row, ratio in zip(r["rows"], ratios, strict=True)]
+    """One row per fidec update timed against a reference (an agent, then its speed variants)."""
+    rows = []
+    for entry in result["reference"]["agents"]:
+        if entry["status"] != "timed":
+            continue
+        *ours, theirs = entry["rows"]
+        same = sum(s["same"] for s in entry["settings_compared"])
+        for row in ours:
+            rows.append(
+                {
+                    "label": row["label"].removeprefix("fidec "),
+                    "reference": theirs["label"],
+                    "fidec": row["updates_per_s"],
+                    "theirs": theirs["updates_per_s"],
+                    "ratio": row["vs_reference"],
+                    "fidec_gflop": row["gflop_per_update"],
+                    "reference_gflop": theirs["gflop_per_update"],
+                    "settings": (
+                        "opt-in variant"
+                        if row.get("overrides")
+                        else f"{same} of {len(entry['settings_compared'])}"
+                    ),
+                }
+            )
+    return rows
+
+
+def ratio_cell(ratio: dict) -> str:
+    return f"**{times(ratio['ratio'])}**"
+
+
+def windows_cell(ratio: dict) -> str:
+    low, high = ratio["window_min"], ratio["window_max"]
+    return f"{times(low)} to {times(high)}" + (" (includes 1x)" if within(1.0, low, high) else "")
 
 
 def reference_values(result: dict) -> dict:
     r = result["reference"]
-    s, hidden = r["sizes"], r["sizes"]["actor_hidden_dims"]
+    checkouts = ", ".join(
+        f"`{c['folder']}` at {c['commit'][:7]}" if c["commit"] else f"`{c['folder']}` (no git commit)"
+        for c in r["checkouts"]
+    )
+    cycles = [
+        e["agent"] for e in r["agents"] if e["status"] == "timed" and e["rows"][0]["updates_per_call"] > 1
+    ]
+    notes = [
+        f"- `{e['agent']}`: not timed, its settings differ from the reference's ({', '.join(e['differing'])})."
+        for e in r["agents"]
+        if e["status"] != "timed"
+    ]
+    notes += [f"- `{agent}`: failed: {error}" for agent, error in r["errors"].items()]
+    notes += [f"- `{agent}`: not compared: {why}." for agent, why in r["not_compared"].items()]
+    timed = [e for e in r["agents"] if e["status"] == "timed"]
+    slower = [e["agent"] for e in timed if not e["meets_target"]]
+    noise = [e["agent"] for e in timed if e["range_includes_1x"]]
+    verdict = (
+        f"Target: every agent at least {times(r['target_ratio'])} its reference's updates/s. "
+        + (f"Below it here: {', '.join(slower)}." if slower else "Every agent timed meets it.")
+        + (f" Ranges that include 1x (within this run's noise): {', '.join(noise)}." if noise else "")
+    )
     return {
-        "agent_file": r["agent_file"],
-        "sha": r["agent_file_sha256"][:12],
-        "sizes": f"{len(hidden)} x {hidden[0]}, batch {s['batch_size']}, M = {s['num_fisher_samples']}, "
-        f"K = {s['flow_steps']}, obs {s['obs_dim']}, act {s['action_dim']}",
-        "presets": " + ".join(f"`{p}`" for p in r["fidec_presets"]),
+        "sizes": f"{r['networks']} networks, batch {r['batch_size']}, obs {r['obs_dim']}, act {r['action_dim']}",
+        "checkouts": checkouts,
         "windows": r["windows"],
+        "cycles": (
+            f" {', '.join(cycles)}: each call runs one cycle of the reference training loop's update calls on both "
+            "sides (critic-only, then full); rates and work are per update."
+            if cycles
+            else ""
+        ),
+        "verdict": verdict,
+        "notes": "\n".join(notes),
     }
-
-
-def setting_text(value: object) -> str:
-    """A setting as the page shows it: hidden sizes as '4 x 512', the rest with ``str``."""
-    if isinstance(value, list | tuple):
-        return " x ".join(map(str, value)) if len(set(value)) > 1 else f"{len(value)} x {value[0]}"
-    return str(value)
 
 
 def fisher_columns(result: dict) -> list[Column]:
@@ -335,43 +391,26 @@ TABLES: tuple[Table, ...] = (
     ),
     Table(
         "reference",
-        "#### FD's update against the official code (same shapes, same settings, timed in turns)\n\n"
-        "Official agent from `$agent_file` (sha256 `$sha`), at $sizes. fidec with presets\n$presets. $windows "
-        "windows each; a ratio is the median of the ratios of windows measured together, with\ntheir range.\n\n"
-        "$table",
+        "#### Each agent against its reference code (same settings, same batch, timed in turns)\n\n"
+        "At $sizes, each agent at its first reference case's settings (those of the\nparity check, compared "
+        "before timing). Reference code: $checkouts. $windows windows each; a ratio is\nthe median of the "
+        "ratios of windows measured together, with their range.$cycles\n\n$table\n\n$verdict\n\n$notes",
         [
-            col("update", "label", str),
-            col("updates/s", "updates_per_s"),
-            col("ms/update", "ms_per_update"),
-            col("spread", "spread", format_percent),
-            col("GFLOP (jaxpr)", "gflop_per_update"),
-            col("GFLOP (XLA)", "xla_gflop_per_update"),
-            col("compile s", "compile_s"),
-            (
-                "vs official (single windows)",
-                lambda r: f"**{ratio_range(r['ratio'])}**" if r["ratio"] else "1",
-            ),
+            col("fidec", "label", str),
+            col("reference", "reference", str),
+            col("fidec updates/s", "fidec"),
+            col("reference updates/s", "theirs"),
+            col("fidec / reference", "ratio", ratio_cell),
+            col("single windows", "ratio", windows_cell),
+            col("GFLOP/update fidec", "fidec_gflop"),
+            col("GFLOP/update reference", "reference_gflop"),
+            col("settings the same", "settings", str),
         ],
         reference_rows,
         reference_values,
-        missing="#### FD's update against the official code\n\nNot measured in this run: `fidec bench "
-        "--reference DIR` times the official code's update against fidec's.",
-    ),
-    Table(
-        "reference",
-        "Settings both configurations hold ($same of $compared the same):\n\n$table",
-        [
-            col("official key", "key", str),
-            col("official code", "reference", setting_text),
-            col("fidec", "fidec", setting_text),
-            col("same", "same", lambda same: "yes" if same else "**no**"),
-        ],
-        lambda result: result["reference"]["settings_compared"],
-        lambda result: {
-            "same": sum(s["same"] for s in result["reference"]["settings_compared"]),
-            "compared": len(result["reference"]["settings_compared"]),
-        },
-        align="llll",
+        align="llrrrlrrl",
+        missing="#### Each agent against its reference code\n\nNot measured in this run: `fidec bench "
+        "--reference DIR` times each agent's update against its reference code's.",
     ),
     Table(
         "fisher",
@@ -538,7 +577,7 @@ def headline_part(result: dict) -> str:
             format_percent(h.get("roofline_fraction_vs_best_matmul")),
         ),
         (
-            "fidec / official code (timed in turns, `--preset official`)",
+            "fidec / official code (timed in turns, the official code's settings)",
             times(ref["speedup"]) if ref else "not measured",
         ),
     ]
@@ -662,7 +701,7 @@ def work_against_official(result: dict, ref: dict) -> list[str]:
         lines.append(
             fill(
                 WORK_DIFFERS,
-                batch=result["reference"]["sizes"]["batch_size"],
+                batch=result["reference"]["batch_size"],
                 sample=format_number(sample),
                 share=format_percent(sample / official, 1),
                 rest=format_number(official - sample),
@@ -726,6 +765,7 @@ def render_page(results: Sequence[dict], template: str | None = None) -> str:
         gpu_budget=format_number(GPU_TIME_BUDGET_S),
         target_roofline=format_percent(TARGET_ROOFLINE),
         target_speedup=times(TARGET_SPEEDUP),
+        target_reference=times(TARGET_REFERENCE_RATIO),
     )
     return page.rstrip("\n") + "\n"
 

@@ -27,9 +27,10 @@ from fidec.bench import run as bench_run
 from fidec.bench.commands import bench_command
 from fidec.bench.flops import matmul_flops
 from fidec.bench.profile import fd_stages
-from fidec.bench.run import default_result_name, headline
-from fidec.bench.settings import SECTIONS, TARGET_SPEEDUP, BenchSettings
+from fidec.bench.run import default_result_name, headline, recorded_settings
+from fidec.bench.settings import SECTIONS, BenchSettings
 from fidec.bench.timing import interleaved_rates, measure_rate, spread, window_ratios
+from fidec.bench.workloads import build
 from fidec.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USER_ERROR
 from fidec.files import WriteError
 from fidec.flows import euler_sample
@@ -149,8 +150,13 @@ def test_settings_reject_unknown_modes_and_sections():
 
 def test_the_reference_section_runs_only_with_a_checkout():
     assert "reference" not in settings_for("quick").sections
-    with_reference = settings_for("quick", reference_dir="/some/checkout")
-    assert with_reference.sections == SECTIONS and with_reference.reference_dir == "/some/checkout"
+    with_reference = settings_for("quick", reference_dirs=("/some/fd", "/some/fql"))
+    assert with_reference.sections == SECTIONS and with_reference.reference_dirs == ("/some/fd", "/some/fql")
+    assert (
+        with_reference.reference_scale.hidden == (512,) * 4
+        and with_reference.reference_scale.batch_size == 256
+    )
+    assert recorded_settings(with_reference)["reference_dirs"] == ["fd", "fql"]  # names, not paths
 
 
 def test_gpu_plan_is_the_quick_bench_with_paper_scale_blocks_and_seeds_and_a_budget():
@@ -183,16 +189,17 @@ def _fd_row(updates_per_s: float, gflop: float, roofline: float) -> dict:
 
 def _reference_section(fidec: float, official: float, windows: tuple[list, list]) -> dict:
     row = lambda label, rate, gflop: {"label": label, "updates_per_s": rate, "gflop_per_update": gflop}
-    return {
+    ratio = window_ratios(*windows)
+    fd = {
+        "agent": "fd",
+        "status": "timed",
         "rows": [
-            row("fidec fd", fidec, 34.0),
-            row("reuse", fidec, 30.0),
-            {**row("official code", official, 39.0), "sample_actions_gflop": 4.5},
+            {**row("fidec fd", fidec, 34.0), "vs_reference": ratio},
+            {**row("reuse", fidec, 30.0), "vs_reference": ratio},
+            {**row("official code", official, 39.0), "action_gflop": 4.5},
         ],
-        "speedup": window_ratios(*windows),
-        "speedup_reuse_base_sample": window_ratios(*windows),
-        "meets_target": window_ratios(*windows)["ratio"] >= TARGET_SPEEDUP,
     }
+    return {"agents": [{"agent": "fql", "status": "timed", "rows": []}, fd]}
 
 
 def test_headline_compares_fd_with_the_official_code_only_where_measured():
@@ -277,6 +284,12 @@ def test_every_section_is_run_by_the_run_and_kept_in_the_result():
 def test_the_benchmarked_agents_are_the_registered_ones():
     assert settings_for("quick").agents == tuple(agent_names())
     assert settings_for("quick").agent in agent_names()
+
+
+def test_every_agents_bench_batch_holds_the_keys_its_update_needs():
+    for name in agent_names():  # e.g. ReBRAC's update reads the dataset's next actions
+        built = build(name, "tiny-networks", 28, 5)
+        assert set(built.agent.spec.batch_keys) <= set(built.batch), name
 
 
 def test_peak_rss_of_a_fresh_process_is_its_own_and_grows_with_allocations():

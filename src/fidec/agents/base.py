@@ -227,6 +227,9 @@ class Reference:
         cases: named settings to compare at.
         update_kwargs: (config, update number from 1) -> keyword arguments of the reference's update.
         differences: deliberate differences the check shows, one line each (docs/parity.md states them).
+        speed_variants: fidec settings (dotted overrides of the first case's config) that ``fidec bench
+            --reference`` also times against the reference: opt-in changes of the computation, which the
+            parity check therefore does not cover.
     """
 
     repository: str
@@ -241,6 +244,7 @@ class Reference:
     cases: Mapping[str, ReferenceCase]
     update_kwargs: Callable[[Any, int], Mapping[str, Any]] = lambda config, step: {}
     differences: tuple[str, ...] = ()
+    speed_variants: tuple[Mapping[str, Any], ...] = ()
 
 
 # -- the declaration --------------------------------------------------------------------------------------

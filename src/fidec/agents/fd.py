@@ -635,6 +635,7 @@ REFERENCE = Reference(
         ),
     },
     differences=(LOGGING_SAMPLE.format(file="fidec.py", lines="172-173"),),
+    speed_variants=({"fisher.reuse_base_sample": True},),
 )
 
 SPEC = AgentSpec(

@@ -84,8 +84,9 @@ def update_draws(config: IFQLConfig, b: int, d: int) -> dict[str, Draw]:
 
 def total_loss(params, config: IFQLConfig, networks: Networks, state: AgentState, batch: Batch, draws):
     """L_V + L_Q (IQL's, :mod:`fidec.agents.iql`) + L_bc: the one function an update differentiates."""
-    v_loss, v_info = iql.value_loss(config, networks, params, state, batch)  # type: ignore[arg-type]
-    c_loss, c_info = iql.critic_loss(config, networks, params, batch)  # type: ignore[arg-type]
+    value, q = iql.value_and_q(networks, params, batch)
+    v_loss, v_info = iql.value_loss(config, networks, state, batch, value)  # type: ignore[arg-type]
+    c_loss, c_info = iql.critic_loss(config, networks, params, batch, q)  # type: ignore[arg-type]
     v = common.velocity_fn(networks, params["flow"], batch["observations"])
     bc_loss = flow_matching_loss(v, batch["actions"], draws["bc_noise"], draws["bc_times"])
     return v_loss + c_loss + bc_loss, {**v_info, **c_info, "bc_loss": bc_loss, "actor_loss": bc_loss}

@@ -99,21 +99,27 @@ def update_draws(config: IQLConfig, b: int, d: int) -> dict[str, Draw]:
     return {}
 
 
-def value_loss(config: IQLConfig, networks: Networks, params, state: AgentState, batch: Batch):
-    """L_V = E[expectile_tau(min_i Q_target,i(s, a) - V(s))] (the target critic held fixed)."""
+def value_and_q(networks: Networks, params, batch: Batch) -> tuple[jax.Array, jax.Array]:
+    """(V(s), Q_i(s, a) of every critic) on the batch, with their gradients: computed once per update, for the
+    value and critic losses and, held fixed, for AWR's advantage (the reference code evaluates them twice)."""
+    v = networks.value.apply(params["value"], batch["observations"])
+    q = networks.critic.apply(params["critic"], batch["observations"], batch["actions"])
+    return v, q
+
+
+def value_loss(config: IQLConfig, networks: Networks, state: AgentState, batch: Batch, v: jax.Array):
+    """L_V = E[expectile_tau(min_i Q_target,i(s, a) - V(s))] for ``v`` = V(s) (the target critic held fixed)."""
     q = networks.critic.apply(state.target_params["critic"], batch["observations"], batch["actions"]).min(
         axis=0
     )
-    v = networks.value.apply(params["value"], batch["observations"])
     loss = common.expectile_loss(q - v, config.expectile).mean()
     return loss, {"value_loss": loss, "v_mean": v.mean(), "v_max": v.max(), "v_min": v.min()}
 
 
-def critic_loss(config: IQLConfig, networks: Networks, params, batch: Batch):
-    """L_Q = sum_i E[(Q_i(s, a) - y)^2], y = r + gamma mask V(s') (V held fixed)."""
+def critic_loss(config: IQLConfig, networks: Networks, params, batch: Batch, q: jax.Array):
+    """L_Q = sum_i E[(Q_i(s, a) - y)^2] for ``q`` = Q_i(s, a), y = r + gamma mask V(s') (V held fixed)."""
     next_v = networks.value.apply(jax.lax.stop_gradient(params["value"]), batch["next_observations"])
     target = batch["rewards"] + config.discount * batch["masks"] * next_v
-    q = networks.critic.apply(params["critic"], batch["observations"], batch["actions"])
     loss = ((q - target) ** 2).mean(axis=1).sum()
     return loss, {
         "critic_loss": loss,
@@ -124,9 +130,11 @@ def critic_loss(config: IQLConfig, networks: Networks, params, batch: Batch):
     }
 
 
-def actor_loss(config: IQLConfig, networks: Networks, params, batch: Batch, draws):
-    """AWR: -E[min(exp(beta A), w_max) log pi(a | s)], A = min_i Q_i(s, a) - V(s) (V, Q fixed); DDPG+BC:
-    -E[Q(s, a_pi)] / stop_gradient(E|Q|) - w_bc E[log pi(a | s)]."""
+def actor_loss(
+    config: IQLConfig, networks: Networks, params, batch: Batch, draws, v: jax.Array, q: jax.Array
+):
+    """AWR: -E[min(exp(beta A), w_max) log pi(a | s)], A = min_i Q_i(s, a) - V(s) from ``q`` and ``v`` held fixed;
+    DDPG+BC: -E[Q(s, a_pi)] / stop_gradient(E|Q|) - w_bc E[log pi(a | s)] (critic fixed)."""
     obs, actions = batch["observations"], batch["actions"]
     mean, log_std = networks.actor.apply(params["actor"], obs)
     log_prob = common.gaussian_log_prob(actions, mean, log_std)
@@ -135,27 +143,32 @@ def actor_loss(config: IQLConfig, networks: Networks, params, batch: Batch, draw
         "mse": jnp.mean((mean - actions) ** 2),
         "std": jnp.exp(log_std).mean(),
     }
-    frozen = jax.lax.stop_gradient(params)
     if config.actor_loss == "awr":
-        v = networks.value.apply(frozen["value"], obs)
-        q = networks.critic.apply(frozen["critic"], obs, actions).min(axis=0)
-        adv = q - v
+        adv = jax.lax.stop_gradient(q).min(axis=0) - jax.lax.stop_gradient(v)
         weights = jnp.minimum(jnp.exp(adv * config.awr_inverse_temperature), config.awr_max_weight)
         loss = -(weights * log_prob).mean()
         return loss, {**info, "actor_loss": loss, "adv": adv.mean()}
     q_actions = mean if config.const_std else mean + jnp.exp(log_std) * draws["actor_noise"]
-    q = networks.critic.apply(frozen["critic"], obs, jnp.clip(q_actions, -1.0, 1.0)).min(axis=0)
-    q_loss = -q.mean() / jax.lax.stop_gradient(jnp.abs(q).mean())
+    q_pi = networks.critic.apply(jax.lax.stop_gradient(params["critic"]), obs, jnp.clip(q_actions, -1.0, 1.0))
+    q_pi = q_pi.min(axis=0)
+    q_loss = -q_pi.mean() / jax.lax.stop_gradient(jnp.abs(q_pi).mean())
     bc_loss = -(config.ddpgbc_bc_weight * log_prob).mean()
     loss = q_loss + bc_loss
-    return loss, {**info, "actor_loss": loss, "q_loss": q_loss, "bc_loss": bc_loss, "actor_q_mean": q.mean()}
+    return loss, {
+        **info,
+        "actor_loss": loss,
+        "q_loss": q_loss,
+        "bc_loss": bc_loss,
+        "actor_q_mean": q_pi.mean(),
+    }
 
 
 def total_loss(params, config: IQLConfig, networks: Networks, state: AgentState, batch: Batch, draws):
     """L_V + L_Q + L_pi: the one function an update differentiates."""
-    v_loss, v_info = value_loss(config, networks, params, state, batch)
-    c_loss, c_info = critic_loss(config, networks, params, batch)
-    a_loss, a_info = actor_loss(config, networks, params, batch, draws)
+    v, q = value_and_q(networks, params, batch)
+    v_loss, v_info = value_loss(config, networks, state, batch, v)
+    c_loss, c_info = critic_loss(config, networks, params, batch, q)
+    a_loss, a_info = actor_loss(config, networks, params, batch, draws, v, q)
     return v_loss + c_loss + a_loss, {**v_info, **c_info, **a_info}
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import typer
 
-from fidec.bench.reference import load_reference
+from fidec.bench.reference import load_references
 from fidec.bench.run import default_result_name, run_benchmarks, write_result
 from fidec.bench.settings import SECTIONS, BenchSettings, settings_for
 from fidec.errors import EXIT_FAILURE, EXIT_INTERRUPTED, UserError, fail, user_errors
@@ -46,12 +46,12 @@ def bench_command(
         help="gpu: the quick bench plus fused blocks K = 1/10/100/1000 and 1/4/8/16 vmapped seeds at the "
         "paper's settings, within 8 minutes (benchmarks/gpu.sh runs it).",
     ),
-    reference: Path = typer.Option(
+    reference: list[Path] = typer.Option(
         None,
         "--reference",
-        help="Checkout of the official FD code (github.com/ARC0127/Fisher-Decorator): time its update in "
-        "turns with fidec's, same shapes and settings (needs the official code's dependencies: the "
-        "'reference' extra of fidec).",
+        help="Checkout of reference code (repeatable): the official FD code (github.com/ARC0127/Fisher-Decorator) "
+        "and/or seohongpark/fql. Every agent whose reference it holds is timed in turns with it at the paper's "
+        "settings, same batch (needs the reference code's dependencies: the 'reference' extra of fidec).",
     ),
     only: list[str] = typer.Option(
         None,
@@ -65,14 +65,16 @@ def bench_command(
         "BACKEND-MODE.json, e.g. cpu-quick.json (default: a new folder fidec-bench-DATE-TIME here).",
     ),
 ) -> None:
-    """Benchmark fidec: update speed, roofline fraction, the official code, fused blocks, seeds, sampling,
-    env, memory, scaling.  Writes one JSON result and nothing else."""
+    """Benchmark fidec: update speed, roofline fraction, each agent against its reference code, fused blocks,
+    seeds, sampling, env, memory, scaling.  Writes one JSON result and nothing else."""
     with user_errors():
-        settings = _settings(quick, tiny, preset, reference, only)
-        code = load_reference(reference) if reference is not None else None
+        settings = _settings(quick, tiny, preset, reference or [], only)
+        codes = load_references(settings.reference_dirs) if settings.reference_dirs else None
         target = result_target(out, settings)
     typer.echo(f"the result goes to {target}")
-    result = run_benchmarks(settings, log=typer.echo, code=code)
+    if codes is not None:
+        typer.echo("reference code: " + ", ".join(f"{a} ({c.root.name})" for a, c in codes.items()))
+    result = run_benchmarks(settings, log=typer.echo, codes=codes)
     typer.echo(f"wrote {_write_keeping_the_result(result, target)}")
     if result["interrupted"]:
         raise fail(
@@ -96,7 +98,7 @@ def result_target(out: Path | None, settings: BenchSettings) -> Path:
 
 
 def _settings(
-    quick: bool, tiny: bool, preset: str | None, reference: Path | None, only: list[str] | None
+    quick: bool, tiny: bool, preset: str | None, reference: list[Path], only: list[str] | None
 ) -> BenchSettings:
     if preset is not None and preset not in PRESETS:
         raise BenchOptionError(f"--preset {preset}: unknown; choose from {', '.join(PRESETS)}")
@@ -107,13 +109,13 @@ def _settings(
         raise BenchOptionError(
             f"--only {', '.join(unknown)}: unknown sections; choose from {', '.join(SECTIONS)}"
         )
-    if only and "reference" in only and reference is None:
-        raise BenchOptionError("--only reference needs the official code: add --reference DIR")
+    if only and "reference" in only and not reference:
+        raise BenchOptionError("--only reference needs reference code: add --reference DIR")
     mode = preset or ("tiny" if tiny else "quick" if quick else "full")
     return settings_for(
         mode,
         tuple(only) if only else None,
-        reference_dir=str(reference) if reference is not None else None,
+        reference_dirs=tuple(str(r) for r in reference),
         smallest=tiny,
     )
 

@@ -2,7 +2,8 @@
 
 Matmul count (the method of the tables): trace the function to a jaxpr and add 2 * (batch x m x k) x n
 for every ``dot_general`` (a Dense layer's forward, and each of its backward products), multiplying
-the body of a ``scan`` by its trip count and taking the costlier branch of a ``cond``.  This is the
+the body of a ``scan`` by its trip count and taking the costlier branch of a ``cond`` (the branch it takes
+when its index is a constant of the trace: :func:`update_cycle_flops` traces each update of a cycle so).  This is the
 analytic 2 m n k count, done by the machine, of exactly the program that runs (before XLA removes
 dead code).
 
@@ -21,6 +22,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
+import numpy as np
+from jax.extend.core import Literal
 
 from fidec import flows
 from fidec.agents import common
@@ -45,7 +48,8 @@ def _dot_flops(eqn) -> int:
 
 
 def jaxpr_matmul_flops(jaxpr) -> int:
-    """Matmul FLOPs of a jaxpr: dot_general products, scan bodies x length, the costlier cond branch."""
+    """Matmul FLOPs of a jaxpr: dot_general products, scan bodies x length, the cond branch that runs (the
+    costlier one where that is not known at tracing)."""
     total = 0
     for eqn in jaxpr.eqns:
         name = eqn.primitive.name
@@ -56,8 +60,9 @@ def jaxpr_matmul_flops(jaxpr) -> int:
         if not subs:
             continue
         counts = [jaxpr_matmul_flops(j) for j in subs]
-        if name == "cond":
-            total += max(counts)
+        if name == "cond":  # a constant index: the branch that runs; else the costlier one
+            index = eqn.invars[0]
+            total += counts[int(index.val)] if isinstance(index, Literal) else max(counts)
         elif name == "scan":
             total += eqn.params["length"] * sum(counts)
         else:  # pjit, custom_jvp/vjp, remat, while (body once: its trip count is not static)
@@ -68,6 +73,16 @@ def jaxpr_matmul_flops(jaxpr) -> int:
 def matmul_flops(fn: Callable, *args: Any) -> int:
     """Matmul FLOPs of one call of ``fn(*args)`` (see the module docstring)."""
     return jaxpr_matmul_flops(jax.make_jaxpr(fn)(*args).jaxpr)
+
+
+def update_cycle_flops(update: Callable, state: Any, batch: Any, updates: int) -> int:
+    """Matmul FLOPs of ``updates`` consecutive updates from step 0, each traced with its step number as a
+    constant, so that an update that branches on the step (ReBRAC trains its actor every ``actor_freq``
+    updates, in a ``lax.cond``) is counted with the branch it takes at that step."""
+    return sum(
+        matmul_flops(lambda s, b, i=i: update(s.replace(step=np.int32(i)), b), state, batch)
+        for i in range(updates)
+    )
 
 
 def xla_flops(compiled) -> float | None:

@@ -12,7 +12,7 @@ import datetime as dt
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import jax
@@ -24,20 +24,21 @@ from fidec.bench.fused import fused_rows
 from fidec.bench.machine import describe_machine, load_average, matmul_section, matmul_throughput
 from fidec.bench.memory import memory_section
 from fidec.bench.profile import profile_section
-from fidec.bench.reference import ReferenceCode, reference_section
+from fidec.bench.reference import reference_section
 from fidec.bench.sampling import sampling_rows
 from fidec.bench.scaling import scaling_rows
 from fidec.bench.seeds import seed_rows
 from fidec.bench.settings import AGENT, PAPER_PRESET, SECTIONS, TARGET_ROOFLINE, TARGET_SPEEDUP, BenchSettings
 from fidec.bench.update_speed import updates_section
 from fidec.files import write_json_atomic
+from fidec.parity.load import ReferenceCode
 from fidec.presets import resolve_agent_config
 
 if sys.platform != "win32":  # resource is POSIX-only
     import resource
 
 SCHEMA_VERSION = 2
-NOT_MEASURED = "not measured: fidec bench --reference DIR times the official FD code against fidec's"
+NOT_MEASURED = "not measured: fidec bench --reference DIR times each agent against its reference code"
 # A result: what ran where, then one entry per section (SECTIONS, None where it did not run), then how it went.
 RESULT_KEYS = (
     ("schema", "mode", "created", "machine", "load_average", "settings", "headline")
@@ -62,7 +63,8 @@ def headline(result: dict) -> dict | None:
     The rate and fraction come from the profile's row, timed in turns with the large matmul (its
     fraction of the matmul throughput measured in the same windows is the headline fraction), else from
     the updates table's row against the run's best matmul throughput.  The comparison with the official
-    code comes from the reference section (timed in turns with it in this run), or is ``None``: not measured.
+    code comes from the reference section's entry of the agent (timed in turns with it in this run; its first
+    speed variant, ``fisher.reuse_base_sample=true``, beside it), or is ``None``: not measured.
     """
     agent = (result.get("settings") or {}).get("agent", AGENT)
     variants = (result.get("profile") or {}).get("variants") or []
@@ -70,7 +72,7 @@ def headline(result: dict) -> dict | None:
     rows = profiled + [
         r for r in result.get("updates") or [] if r["agent"] == agent and r["preset"] == PAPER_PRESET
     ]
-    reference = result.get("reference")
+    reference = reference_entry(result, agent)
     if not rows and not reference:
         return None
     h: dict = {"source": None, "target_roofline_fraction": TARGET_ROOFLINE, "target_speedup": TARGET_SPEEDUP}
@@ -97,28 +99,38 @@ def headline(result: dict) -> dict | None:
     h["reference"] = None
     h["reference_status"] = "measured in this run" if reference else NOT_MEASURED
     if reference:
-        fidec, reuse, official = reference["rows"]
-        speedup, reuse_speedup = reference["speedup"], reference["speedup_reuse_base_sample"]
+        fidec, *opt_in, official = reference["rows"]
+        speedup = fidec["vs_reference"]
         h["reference"] = {
             "fidec_updates_per_s": fidec["updates_per_s"],
             "official_updates_per_s": official["updates_per_s"],
             "fidec_gflop_per_update": fidec["gflop_per_update"],
-            "fidec_reuse_base_sample_gflop_per_update": reuse["gflop_per_update"],
             "official_gflop_per_update": official["gflop_per_update"],
-            "official_sample_actions_gflop": official.get("sample_actions_gflop"),
+            "official_sample_actions_gflop": official.get("action_gflop"),
             "speedup": speedup["ratio"],
             "speedup_window_min": speedup["window_min"],
             "speedup_window_max": speedup["window_max"],
-            "speedup_reuse_base_sample": reuse_speedup["ratio"],
-            "speedup_reuse_base_sample_window_min": reuse_speedup["window_min"],
-            "speedup_reuse_base_sample_window_max": reuse_speedup["window_max"],
-            "meets_speed_target": reference["meets_target"],
+            "meets_speed_target": speedup["ratio"] >= TARGET_SPEEDUP,
         }
+        if opt_in:
+            reuse, reuse_speedup = opt_in[0], opt_in[0]["vs_reference"]
+            h["reference"].update(
+                fidec_reuse_base_sample_gflop_per_update=reuse["gflop_per_update"],
+                speedup_reuse_base_sample=reuse_speedup["ratio"],
+                speedup_reuse_base_sample_window_min=reuse_speedup["window_min"],
+                speedup_reuse_base_sample_window_max=reuse_speedup["window_max"],
+            )
     return h
 
 
+def reference_entry(result: dict, agent: str) -> dict | None:
+    """The reference section's entry of ``agent`` where it was timed (None otherwise)."""
+    entries = (result.get("reference") or {}).get("agents") or []
+    return next((e for e in entries if e["agent"] == agent and e.get("status") == "timed"), None)
+
+
 def _sections(
-    settings: BenchSettings, result: dict, log: Callable, code: ReferenceCode | None
+    settings: BenchSettings, result: dict, log: Callable, codes: Mapping[str, ReferenceCode] | None
 ) -> dict[str, Callable[[], object]]:
     roofline = lambda: (result.get("matmul") or {}).get("roofline_gflop_per_s")
     return {
@@ -127,7 +139,7 @@ def _sections(
         ),
         "updates": lambda: updates_section(settings, roofline(), log),
         "profile": lambda: profile_section(settings, roofline(), log, best_square_size(result)),
-        "reference": lambda: reference_section(settings, log, code),
+        "reference": lambda: reference_section(settings, log, codes),
         "fisher": lambda: fisher_section(settings, (result.get("profile") or {}).get("variants"), log),
         "fused": lambda: [r for p in settings.fused_presets for r in fused_rows(p, settings, log)],
         "seeds": lambda: [r for p in settings.seed_presets for r in seed_rows(p, settings, log)],
@@ -158,23 +170,22 @@ def new_result(settings: BenchSettings) -> dict:
 
 
 def recorded_settings(settings: BenchSettings) -> dict:
-    """The settings as a result records them: the official checkout by its folder's name, not its path
-    (the agent file's sha256 identifies the code)."""
-    folder = settings.reference_dir
-    return {**settings.to_dict(), "reference_dir": Path(folder).name if folder else None}
+    """The settings as a result records them: the reference checkouts by their folders' names, not their paths
+    (the reference section records each agent file's sha256 and the checkout's commit)."""
+    return {**settings.to_dict(), "reference_dirs": [Path(folder).name for folder in settings.reference_dirs]}
 
 
 def run_benchmarks(
     settings: BenchSettings,
     log: Callable[[str], None] = print,
-    code: ReferenceCode | None = None,
+    codes: Mapping[str, ReferenceCode] | None = None,
 ) -> dict:
     """Run every section of ``settings`` (in order) and return the result dictionary (keys: ``RESULT_KEYS``).
 
     A failing section records its error and the run goes on; once ``settings.time_budget_s`` is spent the
     remaining sections are recorded as skipped; Ctrl-C stops the run and returns what was measured, with
-    ``interrupted`` naming the section it stopped in.  ``code``: the official agent, already loaded
-    (:func:`fidec.bench.reference.load_reference`) for the reference section.
+    ``interrupted`` naming the section it stopped in.  ``codes``: the reference agents, already loaded
+    (:func:`fidec.bench.reference.load_references`) for the reference section.
     """
     started, cpu_started = time.perf_counter(), _cpu_now()
     result = new_result(settings)
@@ -183,7 +194,7 @@ def run_benchmarks(
         f"fidec bench ({settings.mode}): {m['cpu_model']}, {m['usable_cores']} cores, jax {m['jax']} on {m['backend']}"
     )
     log(f"load average at start: {result['load_average']['start']}")
-    sections = _sections(settings, result, log, code)
+    sections = _sections(settings, result, log, codes)
     for name in settings.sections:
         elapsed = time.perf_counter() - started
         if settings.time_budget_s is not None and elapsed > settings.time_budget_s:

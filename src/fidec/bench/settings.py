@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 
 from fidec.agents import agent_names
+from fidec.parity.check import SCALES, Scale
 
 MODES = ("quick", "full", "tiny", "gpu")
 # The order the sections run in: matmul first (the roofline of every fraction), the profile before the
@@ -29,17 +30,16 @@ SECTIONS = (
     "memory",
     "scaling",
 )
-# The agent whose update the profile, the official-code comparison, the fused blocks, seeds, evaluation,
-# memory and cost-growth sections measure, and the agent of the profile's variant without a Fisher metric.
+# The agent whose update the headline, the profile, the fused blocks, seeds, evaluation, memory and
+# cost-growth sections measure, and the agent of the profile's variant without a Fisher metric.
 AGENT = "fd"
 ISOTROPIC_AGENT = "iso"
 PAPER_PRESET = "paper-networks"
 SMALL_PRESET = "cpu-networks"
 TINY_PRESET = "tiny-networks"
-# fidec's side of the comparison with the official code: its agent's defaults (score, t, damping, M fresh
-# samples, gradient clip), see `fidec presets official`.
-OFFICIAL_PRESET = "official"
+TINY_SCALE = Scale("tiny", (32, 32), 32)  # the reference comparison at the smoke-test size
 TARGET_SPEEDUP = 1.25  # fidec's FD update / the official code's, at the paper's settings on the CPU
+TARGET_REFERENCE_RATIO = 1.0  # every agent's update / its reference code's: at least as fast
 TARGET_ROOFLINE = 0.85  # fraction of the large-matmul throughput
 GPU_TIME_BUDGET_S = 450.0  # the gpu mode starts no section after this (8 minutes in all with the last one)
 
@@ -50,18 +50,20 @@ class BenchSettings:
 
     Attributes:
         mode: one of ``MODES``.
-        sections: the sections to run, in ``SECTIONS`` order ("reference" only with ``reference_dir``).
+        sections: the sections to run, in ``SECTIONS`` order ("reference" only with ``reference_dirs``).
         smallest: the mode's plan at 2 x 32 networks and a few calls (checks that it runs; no default file).
         agents: agents measured in the update and sampling sections (default: every registered agent).
-        agent: the agent of the profile, the reference comparison, fused blocks, seeds, env, memory and scaling.
+        agent: the agent of the headline, the profile, fused blocks, seeds, env, memory and scaling.
         isotropic_agent: the profile's variant of ``agent`` without a Fisher metric.
         presets: network presets of the update table (paper size first).
         obs_dim / action_dim: shapes of the synthetic batches (cube-single: 28 and 5).
         windows: timing windows per measurement; the reported rate is their median.
         window_seconds: target length of one window (calls per window are calibrated to it).
         matmul_sizes: n of the n x n x n fp32 matmuls; the largest is the roofline denominator.
-        profile_preset: preset of the FD time breakdown and of the reference comparison (the paper's).
-        reference_dir: checkout of the official FD code to time against (None: not measured).
+        profile_preset: preset of the FD time breakdown (the paper's).
+        reference_dirs: checkouts of reference code (the official FD code, seohongpark/fql) to time every agent
+            whose reference they hold against (none: not measured).
+        reference_scale: networks and batch of that comparison (the paper's: 4 x 512, batch 256).
         reference_windows / reference_window_seconds: timing windows of the reference comparison.
         fused_blocks: K, updates fused into one compiled call; fused_presets: where that is measured.
         seed_counts: seeds run together; seed_presets: where that is measured; seed_block: updates per call;
@@ -90,7 +92,8 @@ class BenchSettings:
     window_seconds: float = 1.0
     matmul_sizes: tuple[int, ...] = (2048,)
     profile_preset: str = PAPER_PRESET
-    reference_dir: str | None = None
+    reference_dirs: tuple[str, ...] = ()
+    reference_scale: Scale = SCALES["paper"]
     reference_windows: int = 15
     reference_window_seconds: float = 1.0
     fused_blocks: tuple[int, ...] = (1, 10, 100)
@@ -126,8 +129,8 @@ class BenchSettings:
             raise ValueError(f"unknown benchmark sections {unknown}; choose from {list(SECTIONS)}")
         if self.windows < 1 or self.window_seconds <= 0:
             raise ValueError("windows must be >= 1 and window_seconds > 0")
-        if "reference" in self.sections and self.reference_dir is None:
-            raise ValueError("the reference section needs reference_dir (fidec bench --reference DIR)")
+        if "reference" in self.sections and not self.reference_dirs:
+            raise ValueError("the reference section needs reference_dirs (fidec bench --reference DIR)")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -199,6 +202,7 @@ def _smallest(base: BenchSettings) -> BenchSettings:
         window_seconds=0.02,
         matmul_sizes=(128,),
         profile_preset=TINY_PRESET,
+        reference_scale=TINY_SCALE,
         reference_windows=2,
         reference_window_seconds=0.02,
         fused_presets=(TINY_PRESET,),
@@ -240,23 +244,23 @@ _MODES: dict[str, Callable[[BenchSettings], BenchSettings]] = {
 def settings_for(
     mode: str,
     sections: tuple[str, ...] | None = None,
-    reference_dir: str | None = None,
+    reference_dirs: tuple[str, ...] = (),
     smallest: bool = False,
 ) -> BenchSettings:
     """Settings of a mode; ``sections`` restricts the run to those (run in ``SECTIONS`` order);
-    ``reference_dir`` adds the comparison with the official code; ``smallest`` shrinks the mode's plan to
-    2 x 32 networks and a few calls (``tiny`` is the quick plan so shrunk)."""
+    ``reference_dirs`` (checkouts of reference code) add the comparison with it; ``smallest`` shrinks the
+    mode's plan to 2 x 32 networks and a few calls (``tiny`` is the quick plan so shrunk)."""
     if mode not in _MODES:
         raise ValueError(f"benchmark mode must be one of {MODES}, got {mode!r}")
     wanted = set(sections) if sections is not None else set(SECTIONS)
     unknown = sorted(wanted - set(SECTIONS))
     if unknown:
         raise ValueError(f"unknown benchmark sections {unknown}; choose from {list(SECTIONS)}")
-    if reference_dir is None:
+    if not reference_dirs:
         if sections is not None and "reference" in wanted:
-            raise ValueError("the reference section needs the official code: add --reference DIR")
+            raise ValueError("the reference section needs reference code: add --reference DIR")
         wanted.discard("reference")
-    settings = _MODES[mode](BenchSettings(mode=mode, reference_dir=reference_dir))
+    settings = _MODES[mode](BenchSettings(mode=mode, reference_dirs=tuple(reference_dirs)))
     if smallest:
         settings = _smallest(settings)  # tiny is already at this size (applying it twice changes nothing)
     return replace(settings, sections=tuple(s for s in SECTIONS if s in wanted))

@@ -9,39 +9,21 @@ throughput is the roofline fraction.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from fidec.agents import AgentConfig
 from fidec.bench.flops import matmul_flops, xla_flops
 from fidec.bench.settings import BenchSettings
 from fidec.bench.timing import Runner, chained, compile_timed, interleaved_rates, measure_rate, spread
 from fidec.bench.workloads import build, network_summary
 
 
-class Timed(Protocol):
-    """An update ready to time in turns with others: its runner, its row (all but the rates) and its
-    matmul FLOP per call (:class:`PreparedUpdate`, :class:`~fidec.bench.reference.PreparedReference`)."""
-
-    @property
-    def runner(self) -> Runner: ...
-
-    @property
-    def row(self) -> dict: ...
-
-    @property
-    def flop(self) -> float: ...
-
-
 @dataclass(frozen=True)
 class PreparedUpdate:
-    """A compiled update ready to time: ``runner(n)`` chains n updates; ``row`` holds all but the rates;
-    ``batch`` is the batch every call sees and ``config`` the agent's settings."""
+    """A compiled update ready to time: ``runner(n)`` chains n updates; ``row`` holds all but the rates."""
 
     runner: Runner
     row: dict
     flop: float
-    batch: dict[str, Any]
-    config: AgentConfig
 
 
 def prepare_update(
@@ -51,24 +33,15 @@ def prepare_update(
     overrides: dict[str, Any] | None = None,
     action_dim: int | None = None,
     label: str | None = None,
-    extra_presets: tuple[str, ...] = (),
 ) -> PreparedUpdate:
     """Build, compile and count the work of one agent's update (traced under whatever context is active)."""
-    built = build(
-        agent_name,
-        preset,
-        settings.obs_dim,
-        action_dim or settings.action_dim,
-        overrides,
-        extra_presets=extra_presets,
-    )
+    built = build(agent_name, preset, settings.obs_dim, action_dim or settings.action_dim, overrides)
     agent, state, batch = built.agent, built.state, built.batch
     compiled, compile_s = compile_timed(agent.update_fn, state, batch)
     flop = matmul_flops(agent.update_fn, state, batch)
     row = {
         "agent": agent_name,
         "preset": preset,
-        "presets": [preset, *extra_presets],
         "overrides": dict(overrides or {}),
         "label": label or agent_name,
         "networks": network_summary(agent),
@@ -78,10 +51,10 @@ def prepare_update(
         "gflop_per_update": flop / 1e9,
         "xla_gflop_per_update": gflop(xla_flops(compiled)),
     }
-    return PreparedUpdate(chained(lambda s: compiled(s, batch)[0], state), row, flop, batch, agent.config)
+    return PreparedUpdate(chained(lambda s: compiled(s, batch)[0], state), row, flop)
 
 
-def finish_row(prepared: Timed, rate: dict, roofline_gflop_per_s: float | None) -> dict:
+def finish_row(prepared: PreparedUpdate, rate: dict, roofline_gflop_per_s: float | None) -> dict:
     """The prepared row completed with its rate: updates/s, ms, GFLOP/s and the roofline fraction."""
     achieved = rate["per_s"] * prepared.flop / 1e9
     return {

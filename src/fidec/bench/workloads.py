@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from fidec.agents import Agent, AgentState, make_agent
+from fidec.agents.common import TRANSITION_KEYS
 from fidec.bench.settings import BenchSettings
 from fidec.presets import resolve_agent_config
 from fidec.training.blocks import TrainState, metric_names, offline_block
@@ -30,16 +31,22 @@ class Built:
     batch: dict[str, jax.Array]
 
 
-def synthetic_transitions(key: jax.Array, rows: int, obs_dim: int, action_dim: int) -> dict[str, jax.Array]:
-    """``rows`` random transitions with the layout of an update batch (actions in [-1, 1])."""
+def synthetic_transitions(
+    key: jax.Array, rows: int, obs_dim: int, action_dim: int, keys: tuple[str, ...] = TRANSITION_KEYS
+) -> dict[str, jax.Array]:
+    """``rows`` random transitions with the layout of an update batch (actions in [-1, 1]); ``keys``: the batch
+    keys an agent needs (``spec.batch_keys``: the transition's, and ``next_actions`` for ReBRAC)."""
     k_obs, k_act, k_rew, k_next = jax.random.split(key, 4)
-    return {
+    batch = {
         "observations": jax.random.normal(k_obs, (rows, obs_dim), jnp.float32),
         "actions": jax.random.uniform(k_act, (rows, action_dim), jnp.float32, -1.0, 1.0),
         "rewards": jax.random.normal(k_rew, (rows,), jnp.float32),
         "masks": jnp.ones((rows,), jnp.float32),
         "next_observations": jax.random.normal(k_next, (rows, obs_dim), jnp.float32),
     }
+    if "next_actions" in keys:  # the dataset's next action: the following row's, as in a trajectory
+        batch["next_actions"] = jnp.roll(batch["actions"], -1, axis=0)
+    return batch
 
 
 def dataset(settings: BenchSettings, seed: int = 5) -> dict[str, jax.Array]:
@@ -56,15 +63,13 @@ def build(
     action_dim: int,
     overrides: dict[str, Any] | None = None,
     seed: int = 0,
-    extra_presets: tuple[str, ...] = (),
 ) -> Built:
-    """Agent ``agent_name`` with the named network preset (then ``extra_presets`` and dotted ``overrides``),
-    its state and a batch."""
-    config = resolve_agent_config(agent_name, presets=[preset, *extra_presets], overrides=overrides or {})
+    """Agent ``agent_name`` with the named network preset (then dotted ``overrides``), its state and a batch."""
+    config = resolve_agent_config(agent_name, presets=[preset], overrides=overrides or {})
     agent = make_agent(agent_name, config, obs_dim, action_dim)
     init_key, batch_key = jax.random.split(jax.random.PRNGKey(seed))
     state = agent.init(init_key)
-    batch = synthetic_transitions(batch_key, config.batch_size, obs_dim, action_dim)
+    batch = synthetic_transitions(batch_key, config.batch_size, obs_dim, action_dim, agent.spec.batch_keys)
     return Built(agent, state, batch)
 
 

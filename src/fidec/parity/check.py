@@ -132,9 +132,15 @@ def dotted(config: Any, key: str) -> Any:
 
 
 def case_configs(
-    agent: str, case: str, scale: Scale, code: ReferenceCode, reference: Reference | None = None
+    agent: str,
+    case: str,
+    scale: Scale,
+    code: ReferenceCode,
+    reference: Reference | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> tuple[Any, Any, list[dict]]:
-    """(fidec config, reference config, settings compared) for a case at a scale."""
+    """(fidec config, reference config, settings compared) for a case at a scale; ``overrides`` (dotted keys)
+    change fidec's config last (e.g. a speed variant: the comparison then shows what it changes)."""
     reference = reference or _reference(agent)
     spec = reference.cases[case]
     sizes = {
@@ -143,7 +149,7 @@ def case_configs(
         "batch_size": scale.batch_size,
     }
     config = resolve_agent_config(
-        agent, spec.env, presets=spec.presets, overrides={**spec.overrides, **sizes}
+        agent, spec.env, presets=spec.presets, overrides={**spec.overrides, **sizes, **(overrides or {})}
     )
     ref_config = code.config()
     flags = {
