@@ -73,8 +73,6 @@ def _copy_inputs(tmp_path: Path) -> Path:
     """A root holding the files the results page reads."""
     for folder in ("docs/results", "docs/parity", "docs/demo"):
         shutil.copytree(ROOT / folder, tmp_path / folder)
-    (tmp_path / "examples").mkdir()
-    shutil.copy(ROOT / "examples" / "cpu-study.toml", tmp_path / "examples")
     shutil.copytree(ROOT / "benchmarks" / "parity", tmp_path / "benchmarks" / "parity")
     return tmp_path
 
@@ -98,7 +96,8 @@ def test_tables_follow_the_labels_and_tasks_in_the_files(tmp_path):
 def test_the_spec_and_the_files_must_agree(tmp_path):
     """The scale table is the spec's; evaluations at other steps than the spec's stop the rendering."""
     root = _copy_inputs(tmp_path)
-    spec = root / "examples" / "cpu-study.toml"
+    spec = root / "docs" / "results" / "study.toml"
+    assert "eval_interval = 5000" in spec.read_text()
     spec.write_text(spec.read_text().replace("eval_interval = 5000", "eval_interval = 2000"))
     with pytest.raises(render.RenderError, match="rerun the study or keep the spec"):
         render.Results(root).last3_text()

@@ -183,7 +183,9 @@ class Results:
         self.labels = list(dict.fromkeys(r["label"] for r in self.scores))
         self.tasks = list(dict.fromkeys(r["task"] for r in self.scores))
         self.protocols = list(dict.fromkeys(r["protocol"] for r in self.scores))
-        self.spec = tomllib.loads((root / "examples" / "cpu-study.toml").read_text())
+        # The spec these files came from (copied beside them when the study is reported), not whatever
+        # examples/cpu-study.toml says today: a spec that grew since is a study still to run.
+        self.spec = tomllib.loads((self.dir / "study.toml").read_text())
         self._by_key = {(r["protocol"], r["task"], r["label"]): r for r in self.scores}
         self._comparisons: dict[tuple[str, str, str, str], Comparison] = {}
 
@@ -193,7 +195,7 @@ class Results:
 
     # the study's settings -------------------------------------------------------------------------
     def setting(self, key: str) -> Any:
-        """A [train] value of examples/cpu-study.toml, else its scale preset's (e.g. 'agent.batch_size')."""
+        """A [train] value of the study's spec (results/study.toml), else its scale preset's (e.g. 'agent.batch_size')."""
         train = self.spec.get("train", {})
         if key in train:
             return train[key]
@@ -210,7 +212,7 @@ class Results:
         check(
             steps[-1] == self.setting("steps")
             and all(b - a == self.setting("eval_interval") for a, b in itertools.pairwise(steps)),
-            f"docs/results was evaluated at {steps}, examples/cpu-study.toml says every "
+            f"docs/results was evaluated at {steps}, docs/results/study.toml says every "
             f"{self.setting('eval_interval')} steps to {self.setting('steps')}: rerun the study or keep the spec",
         )
         return steps

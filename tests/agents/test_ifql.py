@@ -147,13 +147,19 @@ def test_each_loss_trains_its_own_network():
         def only(loss_fn, part):
             return jax.grad(lambda p: loss_fn({**state.params, part: p}))(state.params[part])
 
+        def v_of(params):  # V(s) and Q(s, a) from the parameters, as the update computes them
+            return iql.value_and_q(agent.networks, params, batch)[0]
+
+        def q_of(params):
+            return iql.value_and_q(agent.networks, params, batch)[1]
+
         def bc(params):
             velocity = common.velocity_fn(agent.networks, params["flow"], batch["observations"])
             return flow_matching_loss(velocity, batch["actions"], draws["bc_noise"], draws["bc_times"])
 
         return grads, {
-            "value": only(lambda p: iql.value_loss(cfg, agent.networks, p, state, batch)[0], "value"),
-            "critic": only(lambda p: iql.critic_loss(cfg, agent.networks, p, batch)[0], "critic"),
+            "value": only(lambda p: iql.value_loss(cfg, agent.networks, state, batch, v_of(p))[0], "value"),
+            "critic": only(lambda p: iql.critic_loss(cfg, agent.networks, p, batch, q_of(p))[0], "critic"),
             "flow": only(bc, "flow"),
         }
 

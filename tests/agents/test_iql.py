@@ -34,6 +34,23 @@ def config(**overrides) -> iql.IQLConfig:
     return apply_overrides(default_config("iql"), overrides)
 
 
+# Each loss of ``params``, with V(s) and Q(s, a) computed from them as the update computes them (once, by
+# iql.value_and_q), so that a gradient of a loss flows where the update's does.
+def value_loss(cfg, networks, params, state, batch):
+    v, _ = iql.value_and_q(networks, params, batch)
+    return iql.value_loss(cfg, networks, state, batch, v)
+
+
+def critic_loss(cfg, networks, params, batch):
+    _, q = iql.value_and_q(networks, params, batch)
+    return iql.critic_loss(cfg, networks, params, batch, q)
+
+
+def actor_loss(cfg, networks, params, batch, draws):
+    v, q = iql.value_and_q(networks, params, batch)
+    return iql.actor_loss(cfg, networks, params, batch, draws, v, q)
+
+
 def test_expectile_loss_weights_positive_errors_by_tau_and_negative_ones_by_1_minus_tau():
     diff = jnp.array([2.0, -1.0, 0.0, 0.5, -3.0])
     # 0.9 * 4, 0.1 * 1, 0, 0.9 * 0.25, 0.1 * 9
@@ -45,25 +62,25 @@ def test_value_loss_is_the_expectile_of_the_target_critics_min_minus_v():
     """min_i Q'_i - V = [-0.3 - 0.5, -0.25 - 1.0, -0.5 + 1.0] = [-0.8, -1.25, 0.5];
     L_V = (0.1 * 0.64 + 0.1 * 1.5625 + 0.9 * 0.25) / 3 = 0.44525 / 3."""
     networks = fakes.networks(2)
-    loss, info = iql.value_loss(config(expectile=0.9), networks, PARAMS, fakes.state(PARAMS, TARGETS), BATCH)
+    loss, info = value_loss(config(expectile=0.9), networks, PARAMS, fakes.state(PARAMS, TARGETS), BATCH)
     np.testing.assert_allclose(loss, 0.44525 / 3, rtol=1e-6)
     np.testing.assert_allclose(info["v_mean"], 0.5 / 3, rtol=1e-6)
     assert (float(info["v_max"]), float(info["v_min"])) == (1.0, -1.0)
     # With the online critic instead of the target one it would be [0.7, -1.5, 1.0] -> a different loss.
     online = fakes.state(PARAMS, {"critic": PARAMS["critic"]})
-    assert abs(float(iql.value_loss(config(), networks, PARAMS, online, BATCH)[0]) - 0.44525 / 3) > 0.1
+    assert abs(float(value_loss(config(), networks, PARAMS, online, BATCH)[0]) - 0.44525 / 3) > 0.1
 
 
 def test_critic_loss_is_the_sum_of_the_two_critics_mean_squared_errors():
     """y = r + gamma mask V(s') = [1 + 0.9 * 2, 0, -1 - 0.9] = [2.8, 0, -1.9];
     critic 1: ([-0.8, -0.5, 1.9]^2).mean() = 4.5 / 3 = 1.5; critic 2: ([-1.6, -0.1, 2.9]^2).mean() = 3.66;
     L_Q = 1.5 + 3.66 = 5.16 (the mean over both would be 2.58)."""
-    loss, info = iql.critic_loss(config(discount=0.9), fakes.networks(2), PARAMS, BATCH)
+    loss, info = critic_loss(config(discount=0.9), fakes.networks(2), PARAMS, BATCH)
     np.testing.assert_allclose(loss, 5.16, rtol=1e-6)
     np.testing.assert_allclose(info["target_q_mean"], 0.9 / 3, rtol=1e-6)
     np.testing.assert_allclose(info["q_mean"], (2.0 - 0.5 + 0.0 + 1.2 - 0.1 + 1.0) / 6, rtol=1e-6)
     # V(s') enters as a constant: the critic loss does not train V.
-    grads = jax.grad(lambda p: iql.critic_loss(config(discount=0.9), fakes.networks(2), p, BATCH)[0])(PARAMS)
+    grads = jax.grad(lambda p: critic_loss(config(discount=0.9), fakes.networks(2), p, BATCH)[0])(PARAMS)
     assert float(grads["value"]["params"]["offset"]) == 0.0
     # dL/dslope_i = mean_b 2 (Q_i - y) sum(a): critic 1: 2 (-0.8 * 1 - 0.5 * -0.5 + 1.9 * 1) / 3 = 0.9
     np.testing.assert_allclose(
@@ -82,13 +99,13 @@ def test_awr_weights_are_exp_beta_advantage_clipped_at_100(beta):
     sq = np.array([0.25, 0.25, 0.29])
     log_prob = -0.5 * sq - LOG_2PI
     cfg = config(actor_loss="awr", awr_inverse_temperature=beta)
-    loss, info = iql.actor_loss(cfg, fakes.networks(2), PARAMS, BATCH, {})
+    loss, info = actor_loss(cfg, fakes.networks(2), PARAMS, BATCH, {})
     np.testing.assert_allclose(loss, -(weights * log_prob).mean(), rtol=1e-6)
     np.testing.assert_allclose(info["adv"], 0.2 / 3, rtol=1e-6)
     np.testing.assert_allclose(info["bc_log_prob"], log_prob.mean(), rtol=1e-6)
     # The gradient reaches the actor only, each sample pulled towards its action with its weight:
     # dL/dshift = -(1/B) sum_b w_b (a_b - mu_b).
-    grads = jax.grad(lambda p: iql.actor_loss(cfg, fakes.networks(2), p, BATCH, {})[0])(PARAMS)
+    grads = jax.grad(lambda p: actor_loss(cfg, fakes.networks(2), p, BATCH, {})[0])(PARAMS)
     diff = np.array([[0.0, 0.5], [-0.5, 0.0], [0.2, 0.5]])
     np.testing.assert_allclose(
         grads["actor"]["params"]["shift"], -(weights[:, None] * diff).mean(0), rtol=1e-5
@@ -106,7 +123,7 @@ def test_ddpgbc_is_normalised_q_at_the_clipped_mean_plus_a_weighted_log_likeliho
     batch = {**BATCH, "observations": jnp.asarray(obs, jnp.float32)}
     cfg = config(actor_loss="ddpgbc", ddpgbc_bc_weight=2.5)
     assert iql.update_draws(cfg, 3, 2) == {}  # const_std: the Q action is the mean, nothing is drawn
-    loss, info = iql.actor_loss(cfg, fakes.networks(2), PARAMS, batch, {})
+    loss, info = actor_loss(cfg, fakes.networks(2), PARAMS, batch, {})
     bc = 2.5 * (0.5 * np.array([0.25, 8.0, 0.25]) + LOG_2PI).mean()
     np.testing.assert_allclose(info["q_loss"], -1.0 / 6.0, rtol=1e-5)
     np.testing.assert_allclose(info["bc_loss"], bc, rtol=1e-6)
@@ -122,7 +139,7 @@ def test_ddpgbc_with_a_learned_std_takes_q_at_a_sampled_action():
     assert iql.update_draws(cfg, 3, 2) == {"actor_noise": Draw((3, 2))}
     networks = fakes.networks(2, log_std=math.log(0.5))
     noise = jnp.asarray([[1.0, 1.0], [4.0, 0.0], [0.0, -2.0]])
-    _, info = iql.actor_loss(cfg, networks, PARAMS, BATCH, {"actor_noise": noise})
+    _, info = actor_loss(cfg, networks, PARAMS, BATCH, {"actor_noise": noise})
     q = np.array([1.7, 1.0, -1.7])
     np.testing.assert_allclose(info["q_loss"], -q.mean() / np.abs(q).mean(), rtol=1e-5)
     np.testing.assert_allclose(info["std"], 0.5, rtol=1e-6)
@@ -165,9 +182,9 @@ def test_the_three_losses_train_their_own_networks_only():
             return jax.grad(lambda p: loss_fn({**state.params, part: p})[0])(state.params[part])
 
         expected = {
-            "value": only(lambda p: iql.value_loss(cfg, agent.networks, p, state, batch), "value"),
-            "critic": only(lambda p: iql.critic_loss(cfg, agent.networks, p, batch), "critic"),
-            "actor": only(lambda p: iql.actor_loss(cfg, agent.networks, p, batch, {}), "actor"),
+            "value": only(lambda p: value_loss(cfg, agent.networks, p, state, batch), "value"),
+            "critic": only(lambda p: critic_loss(cfg, agent.networks, p, batch), "critic"),
+            "actor": only(lambda p: actor_loss(cfg, agent.networks, p, batch, {}), "actor"),
         }
         return iql.gradients(cfg, agent.networks, state, batch, {})[0], expected
 

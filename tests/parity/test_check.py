@@ -191,3 +191,41 @@ def test_fidec_tree_holds_params_and_targets():
     tree = fidec_tree(state)
     assert any(k.startswith("target_params/critic/") for k in tree)
     assert set(flatten(state.params)) == {k.removeprefix("params/") for k in tree if k.startswith("params/")}
+
+
+def test_a_finished_comparison_is_kept_and_reused_and_a_lost_worker_says_how_to_go_on(tmp_path, monkeypatch):
+    """Each comparison lands in OUT/comparisons/ when it finishes; a second run with the same folder reuses
+    it (no worker started) and runs only what is missing; a worker that dies keeps what it finished."""
+    from fidec.files import write_json_atomic
+    from fidec.parity import run as parity_run
+
+    checkout = tmp_path / "fql-checkout"
+    checkout.mkdir()
+    done = tmp_path / "comparisons"
+    jobs = [parity_run.Job("fql", "cube", s, str(checkout)) for s in ("cpu", "paper")]
+    started: list[list[str]] = []
+
+    def fake_worker(command, env, **kwargs):
+        spec = json.loads(Path(command[-2]).read_text())
+        started.append([j["scale"] for j in spec["jobs"]])
+        first = parity_run.Job(**spec["jobs"][0])
+        result = {"agent": "fql", "scale": first.scale, "precision": "float32", "status": "compared"}
+        result["reference"] = {"checkout": Path(first.checkout).name}
+        write_json_atomic(parity_run.job_file(command[-1], first, "float32", 5), result)
+        return subprocess.CompletedProcess(command, 0 if len(spec["jobs"]) == 1 else 1)
+
+    monkeypatch.setattr(parity_run.subprocess, "run", fake_worker)
+    with pytest.raises(parity_run.ParityRunError, match="run the same command again to go on"):
+        parity_run.run_precision(jobs, "float32", 5, done, log=lambda _: None)
+    assert started == [["cpu", "paper"]] and parity_run.job_file(done, jobs[0], "float32", 5).exists()
+    logged: list[str] = []
+    results = parity_run.run_precision(jobs, "float32", 5, done, log=logged.append)
+    assert started[-1] == ["paper"] and [r["scale"] for r in results] == ["cpu", "paper"]
+    assert any("1 comparison(s) reused" in line for line in logged)
+    started.clear()
+    assert parity_run.run_precision(jobs, "float32", 5, done, log=lambda _: None) == results
+    assert started == []  # everything reused: no worker
+    other = [parity_run.Job("fql", "cube", "cpu", str(tmp_path / "another-checkout"))]
+    (tmp_path / "another-checkout").mkdir()
+    parity_run.run_precision(other, "float32", 5, done, log=lambda _: None)
+    assert started == [["cpu"]]  # a result from another checkout folder is not reused
