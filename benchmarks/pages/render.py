@@ -708,15 +708,21 @@ class Parity:
         return worst
 
     def update_references(self) -> list[str]:
-        """'agents/fidec.py (FiDecAgent) at commit 8c90736' of every reference file compared."""
+        """'`agents/fidec.py` (REPOSITORY, commit `8c90736`, SHA-256 `4af407379e5b`)' of every reference file
+        compared; a checkout without git history records no commit, and then only the file's hash is named."""
         seen: dict[str, str] = {}
         for r in self.update["results"]:
             ref = r["reference"]
-            commit = (ref.get("commit") or "")[:7] or "unknown commit"
+            where = f"commit `{ref['commit'][:7]}`, " if ref.get("commit") else ""
             seen.setdefault(
-                ref["agent_file"], f"`{ref['agent_file']}` ({ref['repository']}, commit `{commit}`)"
+                ref["agent_file"],
+                f"`{ref['agent_file']}` ({ref['repository']}, {where}SHA-256 `{ref['sha256'][:12]}`)",
             )
         return list(seen.values())
+
+    def update_commits_known(self) -> bool:
+        """Whether every reference checkout recorded its git commit."""
+        return all(r["reference"].get("commit") for r in self.update["results"])
 
     def update_settings_compared(self) -> int:
         """How many settings were compared, each (agent, case) once."""
