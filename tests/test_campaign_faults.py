@@ -757,3 +757,55 @@ def test_attempts_null_is_named_by_the_sweep_rerun(tmp_path):
     before = digest(out_dir)
     fails(["sweep", str(spec)], "field 'attempts' is null")
     assert {k: v for k, v in digest(out_dir).items() if k != ".sweep.lock"} == before
+
+
+# -- fidec parity: every refusal before any work, in one line ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fql_checkout_stub(work) -> Path:
+    """A folder that holds seohongpark/fql's agent files by name (enough for planning; nothing is imported)."""
+    root = work / "fql-stub"
+    (root / "agents").mkdir(parents=True)
+    for name in ("fql", "iql", "rebrac", "ifql"):
+        (root / "agents" / f"{name}.py").write_text("# stub\n")
+    return root
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--reference", "{work}/missing"], "no such folder"),
+        (["--reference", "{work}/empty"], "nothing to compare: fd: no checkout holds agents/fidec.py"),
+        (["--reference", "{stub}", "--agent", "fd"], "pass it with --reference"),
+        (["--reference", "{stub}", "--agent", "nosuch"], "unknown agent 'nosuch'"),
+        (["--reference", "{stub}", "--agent", "bcflow"], "agent 'bcflow' has no reference code"),
+        (["--reference", "{stub}", "--precision", "float16"], "unknown precision 'float16'"),
+        (["--reference", "{stub}", "--scale", "huge"], "unknown scale 'huge'"),
+        (["--reference", "{stub}", "--case", "nosuch"], "none of the cases ['nosuch']"),
+        (["--reference", "{stub}", "--out", "{work}/a-file"], "is a file"),
+    ],
+    ids=[
+        "missing",
+        "empty",
+        "no-checkout",
+        "agent",
+        "no-reference",
+        "precision",
+        "scale",
+        "case",
+        "out-file",
+    ],
+)
+def test_parity_refuses_what_it_cannot_compare_in_one_line_before_any_work(
+    work, fql_checkout_stub, extra, expected
+):
+    (work / "empty").mkdir(exist_ok=True)
+    (work / "a-file").write_text("not a folder\n")
+    before = digest(fql_checkout_stub)
+    args = [a.format(work=work, stub=fql_checkout_stub) for a in extra]
+    fails(
+        ["parity", *args, "--out", str(work / "parity-out")] if "--out" not in args else ["parity", *args],
+        expected,
+    )
+    assert digest(fql_checkout_stub) == before and not (work / "parity-out").exists()

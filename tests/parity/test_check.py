@@ -229,3 +229,25 @@ def test_a_finished_comparison_is_kept_and_reused_and_a_lost_worker_says_how_to_
     (tmp_path / "another-checkout").mkdir()
     parity_run.run_precision(other, "float32", 5, done, log=lambda _: None)
     assert started == [["cpu"]]  # a result from another checkout folder is not reused
+
+
+def test_a_torn_comparison_file_is_run_again_not_trusted(tmp_path, monkeypatch):
+    from fidec.files import write_json_atomic
+    from fidec.parity import run as parity_run
+
+    checkout = tmp_path / "fql-checkout"
+    checkout.mkdir()
+    job = parity_run.Job("fql", "cube", "cpu", str(checkout))
+    path = parity_run.job_file(tmp_path / "done", job, "float64", 3)
+    path.parent.mkdir()
+    path.write_text('{"agent": "fql", "status": "comp')  # cut off mid-write by hand
+    started = []
+
+    def fake_worker(command, env, **kwargs):
+        started.append(env["JAX_ENABLE_X64"])
+        write_json_atomic(path, {"status": "compared", "reference": {"checkout": checkout.name}})
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(parity_run.subprocess, "run", fake_worker)
+    (result,) = parity_run.run_precision([job], "float64", 3, tmp_path / "done", log=lambda _: None)
+    assert started == ["1"] and result["status"] == "compared"
