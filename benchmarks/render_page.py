@@ -619,8 +619,8 @@ SPEED = """- Speed against the official code, measured in this run: **$speedup**
 WORK = """- Work: $fidec GFLOP per update against the official code's $official ($reuse with
   `fisher.reuse_base_sample=true`). The work ratios $official / $fidec = $ratio and $official / $reuse =
   $reuse_ratio $verdict."""
-AGREE = """lie within the window ranges of the speed-ups measured: the work that fidec's update leaves
-  out accounts for them"""
+AGREE = """lie within the window ranges of the speed-ups measured: that the work fidec's update leaves
+  out is the cause is the hypothesis they fit, not an attribution they measure"""
 WORK_DIFFERS = """- Where the work differs: one call of the official agent's `sample_actions` on the batch's $batch
   states counts $sample GFLOP ($share of its update). The official update makes that call twice: for the
   critic's next actions, which fidec's update computes too, and once more only for a logged metric, `mse`
