@@ -137,3 +137,22 @@ def _stat(values):
     from fidec.stats import mean_std
 
     return mean_std(values).__dict__
+
+
+def test_the_extended_studys_finished_trials_are_named_from_their_report(tmp_path):
+    """docs/results-next/scores.csv (``fidec report`` of the extended study so far) gives each label with the
+    seeds finished per task; without it the page says none is reported."""
+    root = _copy_inputs(tmp_path)
+    assert render.Results(root).next_study_text() == "None of its trials has been reported yet."
+    folder = root / "docs" / "results-next"
+    folder.mkdir()
+    header = "protocol,family,task,label,metric,n_seeds,mean,std,bold,seeds,values"
+    rows = [
+        "last3,cube-single-play,cube-single-play-singletask-task1-v0,iql,success,3,0.2,0.1,1,0 1 2,0.1 0.2 0.3",
+        "last3,puzzle-3x3-play,puzzle-3x3-play-singletask-task1-v0,iql,success,1,0.1,0.0,0,0,0.1",
+        "final,cube-single-play,cube-single-play-singletask-task1-v0,iql,success,3,0.2,0.1,1,0 1 2,0.1 0.2 0.3",
+        "last3,cube-single-play,cube-single-play-singletask-task1-v0,rebrac,success,2,0.3,0.1,1,0 1,0.2 0.4",
+    ]
+    (folder / "scores.csv").write_text("\n".join([header, *rows]) + "\n")
+    text = render.Results(root).next_study_text()
+    assert "iql (cube-single-play 3, puzzle-3x3-play 1) and rebrac (cube-single-play 2)" in text

@@ -189,6 +189,25 @@ class Results:
         self._by_key = {(r["protocol"], r["task"], r["label"]): r for r in self.scores}
         self._comparisons: dict[tuple[str, str, str, str], Comparison] = {}
 
+    def next_study_text(self) -> str:
+        """What docs/results-next/ (``fidec report`` of the extended study's finished trials) holds: its labels with
+        the seeds each finished per task, or that there is none yet."""
+        path = self.root / "docs" / "results-next" / "scores.csv"
+        if not path.is_file():
+            return "None of its trials has been reported yet."
+        rows = [r for r in read_csv(path) if r["protocol"] == "last3"]
+        by_label: dict[str, list[str]] = {}
+        for r in rows:
+            task = r["task"].split("-singletask")[0]
+            by_label.setdefault(r["label"], []).append(f"{task} {r['n_seeds']}")
+        parts = [f"{label} ({', '.join(tasks)})" for label, tasks in by_label.items()]
+        return (
+            "Its trials that had finished when this page was last rendered (label, then the seeds finished per "
+            f"task: {listed(parts)}) are in [results-next/report.md](results-next/report.md), as `fidec report "
+            "runs/sweeps/cpu-study --out docs/results-next` writes them; the comparisons on this page do not "
+            "use them."
+        )
+
     def report_says(self, text: str) -> bool:
         """Whether the committed report (results/report.md) contains ``text``."""
         return text in (self.dir / "report.md").read_text()
