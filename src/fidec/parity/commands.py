@@ -14,18 +14,33 @@ from fidec import __version__
 from fidec.errors import EXIT_FAILURE, fail, user_errors
 from fidec.files import output_dir, write_json_atomic, write_text_atomic
 from fidec.parity.check import SCALES
-from fidec.parity.run import PRECISIONS, machine, markdown_table, plan, run_precision, summary
+from fidec.parity.run import PRECISIONS, machine, markdown_table, plan, references, run_precision, summary
 
 DEFAULT_OUT = Path("runs/parity-update")
+
+
+def reference_codes() -> str:
+    """'REPOSITORY for AGENT and AGENT, ...': which checkout proves which agents, from the registry."""
+    by_repository: dict[str, list[str]] = {}
+    for agent, reference in references().items():
+        by_repository.setdefault(reference.repository.removeprefix("https://"), []).append(agent)
+    return ", ".join(f"{repo} for {listed(agents)}" for repo, agents in by_repository.items())
+
+
+def listed(items: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+REFERENCE_CODES = reference_codes()
 
 
 def parity_command(
     reference: list[Path] = typer.Option(
         ...,
         "--reference",
-        help="A checkout of a reference code (repeatable): github.com/ARC0127/Fisher-Decorator for fd and iso, "
-        "github.com/seohongpark/fql for fql, iql, rebrac and ifql.  Needs their dependencies: "
-        "pip install 'fidec[reference]'.",
+        help=f"A checkout of a reference code (repeatable): {REFERENCE_CODES}.  Needs their dependencies: "
+        "pip install 'fidec\\[reference]'.",
     ),
     agent: list[str] = typer.Option(
         [],
