@@ -202,10 +202,10 @@ class Results:
             by_label.setdefault(r["label"], []).append(f"{task} {r['n_seeds']}")
         parts = [f"{label} ({', '.join(tasks)})" for label, tasks in by_label.items()]
         return (
-            "Its trials that had finished when this page was last rendered (label, then the seeds finished per "
+            "Its trials that had finished when its report was written (label, then the seeds finished per "
             f"task: {listed(parts)}) are in [results-next/report.md](results-next/report.md), as `fidec report "
-            "runs/sweeps/cpu-study --out docs/results-next` writes them; the comparisons on this page do not "
-            "use them."
+            "runs/sweeps/cpu-study --out docs/results-next` writes them (run with the code of commit 719c8e9); "
+            "the comparisons on this page do not use them."
         )
 
     def report_says(self, text: str) -> bool:
