@@ -41,7 +41,7 @@ import numpy as np
 
 from fidec.data.generate import OFFICIAL_MAX_EPISODE_STEPS, OFFICIAL_NUM_EPISODES
 from fidec.envs.registry import SUITES
-from fidec.formatting import format_fixed, format_number, markdown_table
+from fidec.formatting import format_fixed, format_number, listed, markdown_table
 from fidec.presets import NETWORK_PRESETS, get_preset
 from fidec.reports.tables import BOLD_RULE, distinct_resamples, last3_span_text
 from fidec.stats import Comparison, compare_groups
@@ -132,12 +132,6 @@ def thousands(step: int) -> str:
     if step >= 1_000_000 and step % 1_000_000 == 0:
         return f"{step // 1_000_000}M"
     return f"{step / 1000:g}k" if step >= 1000 else str(step)
-
-
-def listed(items: Sequence[str]) -> str:
-    """'a', 'a and b', 'a, b and c'."""
-    items = list(items)
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def load_module(path: Path, name: str) -> Any:

@@ -73,6 +73,12 @@ def _decimal(value: float | None, decimals: int | None) -> str:
     )
 
 
+def listed(items: Iterable[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], align: str | None = None) -> str:
     """A GitHub pipe table.  ``align``: one letter per column, 'l' or 'r' (default: first left, rest right).
     Cells are written with ``str`` (format them first)."""

@@ -13,6 +13,7 @@ from rich.table import Table
 from fidec import __version__
 from fidec.errors import EXIT_FAILURE, fail, user_errors
 from fidec.files import output_dir, write_json_atomic, write_text_atomic
+from fidec.formatting import listed
 from fidec.parity.check import SCALES
 from fidec.parity.run import PRECISIONS, machine, markdown_table, plan, references, run_precision, summary
 
@@ -25,11 +26,6 @@ def reference_codes() -> str:
     for agent, reference in references().items():
         by_repository.setdefault(reference.repository.removeprefix("https://"), []).append(agent)
     return ", ".join(f"{repo} for {listed(agents)}" for repo, agents in by_repository.items())
-
-
-def listed(items: list[str]) -> str:
-    """'a', 'a and b', 'a, b and c'."""
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 REFERENCE_CODES = reference_codes()
