@@ -183,6 +183,11 @@ class Results:
         self._by_key = {(r["protocol"], r["task"], r["label"]): r for r in self.scores}
         self._comparisons: dict[tuple[str, str, str, str], Comparison] = {}
 
+    def next_spec_trials(self) -> int:
+        """How many trials examples/cpu-study.toml (the study that replaces this one) holds."""
+        spec = tomllib.loads((self.root / "examples" / "cpu-study.toml").read_text())
+        return len(spec["agents"]) * len(spec["tasks"]) * len(spec["seeds"])
+
     def next_study_text(self) -> str:
         """What docs/results-next/ (``fidec report`` of the extended study's finished trials) holds: its labels with
         the seeds each finished per task, or that there is none yet."""
